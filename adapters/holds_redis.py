@@ -1,0 +1,145 @@
+"""Redis hold store: check-and-reserve in one Lua script, shared by every gateway worker.
+
+Per account: ``gw:bal:{id}`` holds the projected pools (written only from projector
+commits, newest ``version`` wins) and the reserved sums ``rt ra rp``; ``gw:holds:{id}``
+maps each open hold to its reservation ``t,a,p``.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from application.ports import BalanceSnapshot, HoldOutcome
+
+_COMMON = """
+local function sums_from_holds(holds_key)
+  local t, a, p = 0, 0, 0
+  local vals = redis.call('HVALS', holds_key)
+  for _, v in ipairs(vals) do
+    local x, y, z = string.match(v, '(%-?%d+),(%-?%d+),(%-?%d+)')
+    t = t + tonumber(x); a = a + tonumber(y); p = p + tonumber(z)
+  end
+  return t, a, p
+end
+local function release(bal_key, holds_key, hold_id)
+  local v = redis.call('HGET', holds_key, hold_id)
+  if v then
+    local x, y, z = string.match(v, '(%-?%d+),(%-?%d+),(%-?%d+)')
+    redis.call('HINCRBY', bal_key, 'rt', -tonumber(x))
+    redis.call('HINCRBY', bal_key, 'ra', -tonumber(y))
+    redis.call('HINCRBY', bal_key, 'rp', -tonumber(z))
+    redis.call('HDEL', holds_key, hold_id)
+  end
+end
+"""
+
+# KEYS: bal, holds. ARGV: hold_id, amount, now[, 'probe']. Returns {status, a, b, c};
+# a probe only reports what is available.
+PLACE = """
+local b = redis.call('HMGET', KEYS[1], 'trial', 'allowance', 'purchased', 'ends', 'active',
+                     'rt', 'ra', 'rp')
+if not b[1] then return {-1, 0, 0, 0} end
+local amount = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local function free(balance, reserved, usable)
+  if not usable then return 0 end
+  local f = tonumber(balance) - tonumber(reserved or 0)
+  if f < 0 then return 0 end
+  return f
+end
+local ft = free(b[1], b[6], tonumber(b[4]) > now)
+local fa = free(b[2], b[7], b[5] == '1')
+local fp = free(b[3], b[8], true)
+if ft + fa + fp < amount or ARGV[4] == 'probe' then return {0, ft + fa + fp, 0, 0} end
+local t = math.min(ft, amount)
+local a = math.min(fa, amount - t)
+local p = amount - t - a
+redis.call('HSET', KEYS[2], ARGV[1], t .. ',' .. a .. ',' .. p)
+redis.call('HINCRBY', KEYS[1], 'rt', t)
+redis.call('HINCRBY', KEYS[1], 'ra', a)
+redis.call('HINCRBY', KEYS[1], 'rp', p)
+return {1, t, a, p}
+"""
+
+# KEYS: bal, holds. ARGV: version, trial, allowance, purchased, ends, active, seed_flag,
+# then released hold ids (publish) or hold_id, t, a, p quadruples (seed).
+PUBLISH = _COMMON + """
+local current = redis.call('HGET', KEYS[1], 'version')
+local seeding = ARGV[7] == '1'
+if seeding and current then return 0 end
+if (not current) or tonumber(ARGV[1]) >= tonumber(current) then
+  if not current then
+    if seeding and redis.call('EXISTS', KEYS[2]) == 0 then
+      for i = 8, #ARGV, 4 do
+        redis.call('HSET', KEYS[2], ARGV[i], ARGV[i+1] .. ',' .. ARGV[i+2] .. ',' .. ARGV[i+3])
+      end
+    end
+    local t, a, p = sums_from_holds(KEYS[2])
+    redis.call('HSET', KEYS[1], 'rt', t, 'ra', a, 'rp', p)
+  end
+  redis.call('HSET', KEYS[1], 'version', ARGV[1], 'trial', ARGV[2], 'allowance', ARGV[3],
+             'purchased', ARGV[4], 'ends', ARGV[5], 'active', ARGV[6])
+end
+if not seeding then
+  for i = 8, #ARGV do release(KEYS[1], KEYS[2], ARGV[i]) end
+end
+return 1
+"""
+
+CANCEL = _COMMON + """
+release(KEYS[1], KEYS[2], ARGV[1])
+return 1
+"""
+
+
+class RedisHoldStore:
+    def __init__(self, url: str, prefix: str = "gw") -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.prefix = prefix
+        self._place = self.client.register_script(PLACE)
+        self._publish = self.client.register_script(PUBLISH)
+        self._cancel = self.client.register_script(CANCEL)
+
+    def _keys(self, account_id: str) -> list[str]:
+        return [f"{self.prefix}:bal:{account_id}", f"{self.prefix}:holds:{account_id}"]
+
+    def place(self, account_id: str, hold_id: str, amount: int, now_epoch: int) -> HoldOutcome:
+        status, a, b, c = self._place(keys=self._keys(account_id),
+                                      args=[hold_id, amount, now_epoch])
+        if status == -1:
+            return HoldOutcome("unknown_account")
+        if status == 0:
+            return HoldOutcome("insufficient", available=int(a))
+        return HoldOutcome("reserved", reserved_by_pool={"trial": int(a), "allowance": int(b),
+                                                         "purchased": int(c)})
+
+    def cancel(self, account_id: str, hold_id: str) -> None:
+        self._cancel(keys=self._keys(account_id), args=[hold_id])
+
+    @staticmethod
+    def _snapshot_args(snapshot: BalanceSnapshot, seeding: bool) -> list:
+        return [snapshot.version, snapshot.pools["trial"], snapshot.pools["allowance"],
+                snapshot.pools["purchased"], snapshot.trial_ends_epoch,
+                1 if snapshot.allowance_active else 0, 1 if seeding else 0]
+
+    def publish(self, account_id: str, snapshot: BalanceSnapshot,
+                released_holds: list[str]) -> None:
+        self._publish(keys=self._keys(account_id),
+                      args=self._snapshot_args(snapshot, False) + list(released_holds))
+
+    def seed(self, account_id: str, snapshot: BalanceSnapshot) -> None:
+        holds: list = []
+        for hold_id, parts in snapshot.open_holds.items():
+            holds += [hold_id, parts["trial"], parts["allowance"], parts["purchased"]]
+        self._publish(keys=self._keys(account_id),
+                      args=self._snapshot_args(snapshot, True) + holds)
+
+    def available(self, account_id: str, now_epoch: int) -> int | None:
+        status, free, _, _ = self._place(keys=self._keys(account_id),
+                                         args=["", 0, now_epoch, "probe"])
+        return None if status == -1 else int(free)
+
+    def flush(self) -> None:
+        """Test helper: forget this prefix's keys."""
+        for key in self.client.scan_iter(f"{self.prefix}:*"):
+            self.client.delete(key)

@@ -1,0 +1,1 @@
+"""Event store and read-model persistence for SQLite, PostgreSQL and in-memory."""

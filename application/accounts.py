@@ -1,0 +1,135 @@
+"""Account and wallet commands: open accounts, grant and purchase credit, trial, allowance."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from datetime import timedelta
+
+from eventsourcing.application import AggregateNotFoundError
+
+from application.event_stores import EventStores
+from application.ports import Clock, PersonalDataCipher
+from application.retry import with_retry
+from domain.account import PLANS, Account
+from domain.errors import DomainError
+from domain.grant_log import GrantLog, check_grant
+from domain.ids import new_id
+from domain.wallet import Wallet
+
+TRIAL_CREDIT_MICROS = 5_000_000
+TRIAL_DAYS = 14
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+
+Waiter = Callable[[str, int], None]
+
+
+class AccountService:
+    def __init__(self, stores: EventStores, cipher: PersonalDataCipher, clock: Clock,
+                 wait: Waiter) -> None:
+        self.app = stores.accounts
+        self.cipher = cipher
+        self.clock = clock
+        self.wait = wait
+
+    def open_account(self, email: object, plan: object, actor: str, origin: str = "admin") -> str:
+        if not isinstance(email, str) or len(email) > 254 or not EMAIL.match(email):
+            raise DomainError("invalid_request", "email must be an e-mail address", param="email")
+        if plan not in PLANS:
+            raise DomainError("invalid_request", f"plan must be one of {', '.join(PLANS)}",
+                              param="plan")
+        account_id = new_id("acct")
+        domain_hash = hashlib.sha256(email.rsplit("@", 1)[1].lower().encode()).hexdigest()
+        account = Account(account_id=account_id, origin=origin, plan=plan,
+                          email_enc=self.cipher.encrypt(email.strip().lower()),
+                          email_domain_hash=domain_hash, actor=actor)
+        wallet = Wallet(account_id=account_id)
+        if plan == "trial":
+            ends = self.clock.now() + timedelta(days=TRIAL_DAYS)
+            wallet.grant_trial(TRIAL_CREDIT_MICROS, ends.isoformat())
+        recordings = self.app.save(account, wallet)
+        self.wait("accounts", recordings[-1].notification.id)
+        return account_id
+
+    def require_account(self, account_id: str) -> Account:
+        try:
+            return self.app.repository.get(Account.create_id(account_id))
+        except AggregateNotFoundError:
+            raise DomainError("not_found", "no such account", param="account_id") from None
+
+    def _wallet(self, account_id: str) -> Wallet:
+        self.require_account(account_id)
+        return self.app.repository.get(Wallet.create_id(account_id))
+
+    def grant_credits(self, account_id: object, amount: object, reason: object,
+                      staff_user_id: str) -> int:
+        """Admin grant into ``purchased``, atomically with the admin's rolling 24 h cap."""
+        check_grant(amount, reason)
+        if not isinstance(account_id, str):
+            raise DomainError("invalid_request", "account_id must be a string", param="account_id")
+        assert isinstance(amount, int) and isinstance(reason, str)
+
+        def command() -> int:
+            wallet = self._wallet(account_id)
+            try:
+                log = self.app.repository.get(GrantLog.create_id(staff_user_id))
+            except AggregateNotFoundError:
+                log = GrantLog(staff_user_id=staff_user_id)
+            log.record(account_id, amount, self.clock.now())
+            wallet.grant(amount, reason.strip(), f"staff:{staff_user_id}", "")
+            return self.app.save(wallet, log)[-1].notification.id
+
+        position = with_retry(command)
+        self.wait("accounts", position)
+        return position
+
+    def credit_purchase(self, account_id: str, payment_id: str, amount_paid_cents: int,
+                        package: str, actor: str) -> bool:
+        """Placeholder until Stripe lands: 1 cent = 10,000 micros, once per payment id."""
+        if not isinstance(amount_paid_cents, int) or amount_paid_cents <= 0:
+            raise DomainError("invalid_request", "amount must be a positive number of cents")
+
+        def command() -> tuple[bool, int]:
+            wallet = self._wallet(account_id)
+            applied = wallet.credit_purchase(payment_id, amount_paid_cents,
+                                             amount_paid_cents * 10_000, package, actor)
+            if not applied:
+                return False, 0
+            return True, self.app.save(wallet)[-1].notification.id
+
+        applied, position = with_retry(command)
+        if applied:
+            self.wait("accounts", position)
+        return applied
+
+    def reset_allowance(self, account_id: str, plan: str, invoice_id: str, amount: int,
+                        unused_allowance: int) -> bool:
+        """Set the allowance to the plan amount (no rollover), once per invoice."""
+        def command() -> tuple[bool, int]:
+            wallet = self._wallet(account_id)
+            if not wallet.reset_allowance(plan, invoice_id, amount, max(unused_allowance, 0)):
+                return False, 0
+            return True, self.app.save(wallet)[-1].notification.id
+
+        applied, position = with_retry(command)
+        if applied:
+            self.wait("accounts", position)
+        return applied
+
+    def forfeit(self, account_id: str, pool: str, amount: int, reason: str) -> None:
+        """Forfeit the unreserved part of a pool (trial ended, subscription cancelled)."""
+        if amount <= 0:
+            return
+
+        def command() -> int:
+            wallet = self._wallet(account_id)
+            if pool == "trial":
+                wallet.forfeit_trial(amount, reason)
+            elif pool == "allowance":
+                wallet.forfeit_allowance(amount, reason)
+            else:
+                raise DomainError("invalid_request", "only trial and allowance can be forfeited")
+            return self.app.save(wallet)[-1].notification.id
+
+        self.wait("accounts", with_retry(command))

@@ -1,0 +1,176 @@
+"""The only place that wires adapters into the use cases: settings in, a Gateway out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from adapters.clock import SystemClock
+from adapters.holds_memory import InProcessHoldStore
+from adapters.idempotency_sql import SqlIdempotencyStore
+from adapters.persistence.database import open_database
+from adapters.persistence.migrate import migrate
+from adapters.persistence.store_config import StoreConfig
+from adapters.providers.echo import EchoClient
+from adapters.providers.http_client import AiohttpProviderClient
+from adapters.secret_box import SecretBox, SqlSecretVault, load_or_create_secret
+from application.access import AccessService
+from application.accounts import AccountService
+from application.catalog import CatalogService, CatalogView
+from application.event_stores import EventStores
+from application.group_commit import GroupCommitWriter
+from application.inference import InferenceService
+from application.sweeper import sweep_expired_holds
+from projections.access import AccessQueries
+from projections.balances import BalanceQueries
+from projections.catalog import CatalogQueries
+from projections.runner import Projector
+from projections.usage import UsageQueries
+
+log = logging.getLogger("gatewayz")
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str | None = None
+    redis_url: str | None = None
+    schema: str = "public"
+    key_pepper: bytes | None = None
+    master_key: bytes | None = None
+    run_projector: bool = True
+    memory_events: bool = False  # tests: events in memory, read models in a SQLite file
+
+    @classmethod
+    def from_env(cls, data_dir: str | None = None, **overrides) -> Settings:
+        env = os.environ
+        pepper = env.get("GATEWAYZ_KEY_PEPPER")
+        master = env.get("GATEWAYZ_MASTER_KEY")
+        return cls(data_dir=Path(data_dir or env.get("GATEWAYZ_DATA_DIR", "gatewayz-data")),
+                   database_url=env.get("DATABASE_URL") or None,
+                   redis_url=env.get("REDIS_URL") or None,
+                   schema=env.get("GATEWAYZ_DB_SCHEMA", "public"),
+                   key_pepper=pepper.encode() if pepper else None,
+                   master_key=bytes.fromhex(master) if master else None, **overrides)
+
+
+class Gateway:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        data_dir = settings.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if settings.database_url:
+            config = StoreConfig.from_url(settings.database_url, settings.schema)
+            if settings.key_pepper is None:
+                raise SystemExit("GATEWAYZ_KEY_PEPPER (>= 32 bytes) is required with "
+                                 "DATABASE_URL")
+        elif settings.memory_events:
+            config = StoreConfig.memory(str(data_dir / "read-models.sqlite"))
+        else:
+            config = StoreConfig.sqlite(str(data_dir / "gatewayz.sqlite"))
+        pepper = settings.key_pepper or load_or_create_secret(data_dir / "key-pepper")
+        if len(pepper) < 32:
+            raise SystemExit("the key pepper must be at least 32 bytes")
+        master = settings.master_key or load_or_create_secret(data_dir / "master-key")
+        self.config = config
+        self.clock = SystemClock()
+        self.db = open_database(config)
+        migrate(self.db)
+        self.stores = EventStores(config.app_env)
+        self.holds = InProcessHoldStore()
+        if settings.redis_url:
+            from adapters.holds_redis import RedisHoldStore
+
+            self.holds = RedisHoldStore(settings.redis_url)
+        self.balances = BalanceQueries(self.db)
+        self.access_queries = AccessQueries(self.db)
+        self.usage = UsageQueries(self.db)
+        self.catalog_view = CatalogView(CatalogQueries(self.db))
+        self.idempotency = SqlIdempotencyStore(self.db)
+        box = SecretBox(master)
+        self.vault = SqlSecretVault(self.db, box)
+        self.projector = Projector(self.stores, self.db, after_commit=self._after_commit)
+        wait = self.projector.wait_for
+        self.accounts = AccountService(self.stores, box, self.clock, wait)
+        self.access = AccessService(self.stores, self.access_queries, pepper, box, self.clock,
+                                    wait)
+        self.catalog = CatalogService(self.stores, self.vault, self.clock, wait)
+        self.writer = GroupCommitWriter(self.stores.requests, on_commit=self.projector.wake)
+        self.http_client = AiohttpProviderClient()
+        self.inference = InferenceService(
+            self.catalog_view, self.holds, self.writer, self.balances.seed_snapshot,
+            {"http": self.http_client, "echo": EchoClient()}, self.vault.get, self.clock)
+        self._sweeper: asyncio.Task | None = None
+        self._started = False
+
+    # -- projector side effects -------------------------------------------------------------
+    def _after_commit(self, cur, effects):
+        version = BalanceQueries.version(cur)
+        snapshots = {account_id: BalanceQueries.snapshot(cur, account_id, version)
+                     for account_id in effects.touched_accounts}
+
+        def publish() -> None:
+            for account_id, snapshot in snapshots.items():
+                if snapshot is not None:
+                    self.holds.publish(account_id, snapshot,
+                                       effects.released_holds.get(account_id, []))
+            if effects.access_changed:
+                self.access.forget_cached()
+            if effects.catalog_changed:
+                self.catalog_view.refresh()
+
+        return publish
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self.projector.run_until_idle()
+        self.catalog_view.refresh()
+        if self.settings.run_projector:
+            self.projector.start(poll_interval=0.05 if self.config.kind != "memory" else 0.01)
+
+    async def start_async(self) -> None:
+        await asyncio.to_thread(self.start)
+        self._sweeper = asyncio.create_task(self._sweep_forever())
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(30)
+            try:
+                await asyncio.to_thread(sweep_expired_holds, self.stores.requests,
+                                        self.balances.expired_holds, self.clock)
+            except Exception:
+                log.exception("hold sweeper failed; retrying in 30 s")
+
+    async def stop_async(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await self.http_client.close()
+        await asyncio.to_thread(self.close)
+
+    def close(self) -> None:
+        self.writer.close()
+        self.projector.stop()
+        self.stores.close()
+        self.db.close()
+
+    def check_ready(self) -> dict[str, bool]:
+        checks = {"event_store": True, "read_models": True}
+        try:
+            self.stores.requests.recorder.max_notification_id()
+        except Exception:
+            checks["event_store"] = False
+        try:
+            with self.db.transaction() as cur:
+                cur.execute("SELECT 1")
+        except Exception:
+            checks["read_models"] = False
+        return checks

@@ -1,0 +1,146 @@
+"""The ``gatewayz`` command: serve, migrate, projector, replay --verify, admin bootstrap."""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import os
+import signal
+import sys
+import threading
+
+from entrypoints.bootstrap import Gateway, Settings
+
+
+def _settings(args: argparse.Namespace, **overrides) -> Settings:
+    return Settings.from_env(getattr(args, "data_dir", None), **overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from entrypoints.http.app import create_app
+
+    settings = _settings(args, run_projector=not args.no_projector)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = open(settings.data_dir / "serve.lock", "w")  # noqa: SIM115 - held for the process
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"another `gatewayz serve` is using {settings.data_dir}; refusing to start",
+              file=sys.stderr)
+        return 1
+    try:
+        gateway = Gateway(settings)
+    except Exception as error:  # e.g. DATABASE_URL set but unreachable: exit, never fall back
+        print(f"cannot start: {error}", file=sys.stderr)
+        return 1
+    where = "PostgreSQL" if settings.database_url else f"SQLite in {settings.data_dir}"
+    print(f"gatewayz listening on http://{args.host}:{args.port} (events: {where}; "
+          f"holds: {'Redis' if settings.redis_url else 'in-process'})", flush=True)
+    print("first run? create the owner and a staff token with: "
+          f"gatewayz admin bootstrap --data-dir {settings.data_dir}", flush=True)
+    uvicorn.run(create_app(gateway), host=args.host, port=args.port, log_level="warning",
+                access_log=False, timeout_graceful_shutdown=5)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    gateway = Gateway(_settings(args, run_projector=False))
+    gateway.close()
+    print("read-model schema is up to date")
+    return 0
+
+
+def cmd_projector(args: argparse.Namespace) -> int:
+    gateway = Gateway(_settings(args, run_projector=False))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    gateway.projector.start(poll_interval=0.05)
+    print("projector running; Ctrl-C to stop", flush=True)
+    stop.wait()
+    gateway.close()
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from projections.verify import verify
+
+    if not args.verify:
+        print("only --verify is implemented in this version", file=sys.stderr)
+        return 2
+    gateway = Gateway(_settings(args, run_projector=False))
+    try:
+        gateway.projector.run_until_idle()
+        reports = verify(gateway.config, gateway.stores, gateway.db)
+    finally:
+        gateway.close()
+    failed = False
+    for report in reports:
+        state = "match" if report.match else "DIFFERENT"
+        print(f"{report.table:22} rows live={report.live_rows:<8} rebuilt={report.rebuilt_rows:<8}"
+              f" live={report.live_hash[:16]} rebuilt={report.rebuilt_hash[:16]} {state}")
+        if not report.match:
+            failed = True
+            print(f"  first difference: {report.first_difference}")
+    print("replay verify: " + ("FAILED" if failed else "all read models match"))
+    return 1 if failed else 0
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from domain.errors import DomainError
+
+    gateway = Gateway(_settings(args, run_projector=False))
+    try:
+        user_id, token = gateway.access.bootstrap_owner(args.email)
+    except DomainError as error:
+        print(error.message, file=sys.stderr)
+        return 1
+    finally:
+        gateway.close()
+    print(token)
+    print(f"owner {user_id} created; the staff token above is shown once", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gatewayz")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def with_data_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--data-dir", default=None,
+                       help="embedded data directory (default ./gatewayz-data)")
+        return p
+
+    serve = with_data_dir(commands.add_parser("serve", help="run the gateway"))
+    serve.add_argument("--host", default=os.environ.get("GATEWAYZ_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("GATEWAYZ_PORT", "8080")))
+    serve.add_argument("--no-projector", action="store_true",
+                       help="do not project in this process (run `gatewayz projector`)")
+    serve.set_defaults(run=cmd_serve)
+    with_data_dir(commands.add_parser("migrate", help="apply the read-model schema")) \
+        .set_defaults(run=cmd_migrate)
+    with_data_dir(commands.add_parser("projector", help="run projections")) \
+        .set_defaults(run=cmd_projector)
+    replay = with_data_dir(commands.add_parser("replay", help="rebuild and compare"))
+    replay.add_argument("--verify", action="store_true")
+    replay.set_defaults(run=cmd_replay)
+    admin = commands.add_parser("admin", help="administration")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    bootstrap = with_data_dir(admin_commands.add_parser("bootstrap",
+                                                        help="create the first owner"))
+    bootstrap.add_argument("--email", default="owner@localhost.localdomain")
+    bootstrap.set_defaults(run=cmd_bootstrap)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Admin routes: accounts, keys, credit grants, providers, prices, request records."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from litestar import Request, Response, get, post, put
+
+from entrypoints.http.auth import gateway, staff_principal
+from entrypoints.http.context import (
+    idempotency_key,
+    idempotent,
+    json_object,
+    json_response,
+    read_body,
+    staff_scope,
+)
+
+
+async def _command(request: Request, run: Callable[[Any, dict, str], Any], status: int = 200,
+                   key_required: bool = False) -> Response:
+    """Authenticate, parse, run one use case off the event loop, store the idempotent reply."""
+    principal = staff_principal(request, "admin")
+    gw = gateway(request)
+    key = idempotency_key(request, required=key_required)
+    raw = await read_body(request, limit=1024 * 1024)
+    body = json_object(raw)
+    actor = f"staff:{principal.user_id}"
+
+    async def produce() -> Response:
+        result = await asyncio.to_thread(run, gw, body, actor)
+        return json_response(result, status)
+
+    return await idempotent(gw.idempotency, staff_scope(principal), key, raw, produce)
+
+
+@post("/admin/accounts")
+async def open_account(request: Request) -> Response:
+    def run(gw, body, actor):
+        account_id = gw.accounts.open_account(body.get("email"), body.get("plan", "dev"), actor)
+        return {"id": account_id, "object": "account", "plan": body.get("plan", "dev")}
+
+    return await _command(request, run, 201)
+
+
+@post("/admin/accounts/{account_id:str}/keys")
+async def issue_key(request: Request, account_id: str) -> Response:
+    def run(gw, body, actor):
+        issued = gw.access.issue_key(account_id, body.get("name"),
+                                     body.get("environment", "live"), body.get("scopes"),
+                                     body.get("expires_in_days"), actor)
+        return {"id": issued.key_id, "object": "api_key", "key": issued.secret,
+                "prefix": issued.prefix, "last4": issued.last4, "account_id": account_id}
+
+    return await _command(request, run, 201)
+
+
+@post("/admin/keys/{key_id:str}/rotate")
+async def rotate_key(request: Request, key_id: str) -> Response:
+    def run(gw, body, actor):
+        issued = gw.access.rotate_key(key_id, body.get("grace_seconds"), actor)
+        return {"id": key_id, "object": "api_key", "key": issued.secret,
+                "prefix": issued.prefix, "last4": issued.last4}
+
+    return await _command(request, run)
+
+
+@post("/admin/keys/{key_id:str}/revoke")
+async def revoke_key(request: Request, key_id: str) -> Response:
+    def run(gw, body, actor):
+        gw.access.revoke_key(key_id, body.get("reason"), actor)
+        return {"id": key_id, "object": "api_key", "status": "revoked"}
+
+    return await _command(request, run)
+
+
+@post("/admin/credits/grants")
+async def grant_credits(request: Request) -> Response:
+    def run(gw, body, actor):
+        gw.accounts.grant_credits(body.get("account_id"), body.get("amount_micros"),
+                                  body.get("reason"), actor.removeprefix("staff:"))
+        return {"object": "credit_grant", "account_id": body.get("account_id"),
+                "amount_micros": body.get("amount_micros"), "pool": "purchased"}
+
+    return await _command(request, run, 201, key_required=True)
+
+
+@post("/admin/providers")
+async def register_provider(request: Request) -> Response:
+    def run(gw, body, actor):
+        slug = gw.catalog.register_provider(body, actor)
+        provider = gw.catalog_view.provider(slug)
+        return {"slug": slug, "object": "provider", "base_url": provider.base_url,
+                "enabled": provider.enabled, "credential_last4": provider.credential_last4}
+
+    return await _command(request, run, 201)
+
+
+@put("/admin/models/{model_id:path}/prices")
+async def set_prices(request: Request, model_id: str) -> Response:
+    model_id = model_id.strip("/")
+
+    def run(gw, body, actor):
+        gw.catalog.set_prices(model_id, body, actor)
+        return {"model": model_id, "object": "model_price", "provider": body.get("provider"),
+                "prices": body.get("prices")}
+
+    return await _command(request, run)
+
+
+@get("/admin/requests/{request_id:str}")
+async def request_record(request: Request, request_id: str) -> Response:
+    staff_principal(request, "admin")
+    gw = gateway(request)
+    record = await asyncio.to_thread(gw.usage.record, request_id)
+    if record is None:
+        from domain.errors import DomainError
+
+        raise DomainError("not_found", "no such request", param="request_id")
+    return json_response(record)

@@ -1,0 +1,42 @@
+"""The Litestar app factory: one app, routes grouped per audience, one error mapping."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.exceptions import HTTPException
+
+from domain.errors import DomainError
+from entrypoints.http import admin, finance, health, inference, self_service
+from entrypoints.http.context import BODY_LIMIT, READ_SLACK, request_id_middleware
+from entrypoints.http.errors import (
+    domain_error_handler,
+    http_error_handler,
+    internal_error_handler,
+)
+
+
+def create_app(gateway) -> Litestar:
+    app = Litestar(
+        route_handlers=[
+            inference.chat_completions, inference.list_models,
+            self_service.own_balance, self_service.own_ledger, self_service.own_keys,
+            admin.open_account, admin.issue_key, admin.rotate_key, admin.revoke_key,
+            admin.grant_credits, admin.register_provider, admin.set_prices,
+            admin.request_record,
+            finance.balance, finance.statement,
+            health.health, health.health_ready,
+        ],
+        middleware=[request_id_middleware],
+        exception_handlers={
+            DomainError: domain_error_handler,
+            HTTPException: http_error_handler,
+            Exception: internal_error_handler,
+        },
+        on_startup=[gateway.start_async],
+        on_shutdown=[gateway.stop_async],
+        request_max_body_size=BODY_LIMIT + READ_SLACK,
+        openapi_config=None,
+        debug=False,
+    )
+    app.state.gateway = gateway
+    return app

@@ -1,0 +1,161 @@
+"""Per-request plumbing: request ids, credentials, bounded body reads, idempotent replays."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from application.principals import KeyPrincipal, StaffPrincipal
+from domain.errors import DomainError
+from domain.ids import new_id
+
+BODY_LIMIT = 10 * 1024 * 1024
+READ_SLACK = 64 * 1024
+CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_decoder = msgspec.json.Decoder()
+
+
+def request_id_middleware(app: ASGIApp) -> ASGIApp:
+    """Give every request ``req_<ULID>`` and return it as X-Request-ID and request-id."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        request_id = new_id("req")
+        scope.setdefault("state", {})["request_id"] = request_id
+        client_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-client-request-id":
+                text = value.decode("latin-1")
+                client_id = text if CLIENT_REQUEST_ID.match(text) else None
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                headers.append((b"request-id", request_id.encode()))
+                if client_id:
+                    headers.append((b"x-client-request-id", client_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await app(scope, receive, send_with_id)
+
+    return middleware
+
+
+def request_id(request: Request) -> str:
+    return request.scope["state"]["request_id"]
+
+
+def credential(request: Request, allow_x_api_key: bool) -> str | None:
+    """The presented credential, refusing ambiguous or URL-borne ones (1.2)."""
+    query = request.query_params
+    if "key" in query or "api_key" in query:
+        raise DomainError("credentials_in_url",
+                          "credentials must be sent in a header, never in the URL")
+    bearer = None
+    authorization = request.headers.get("authorization")
+    if authorization is not None:
+        scheme, _, value = authorization.partition(" ")
+        bearer = value.strip() if scheme.lower() == "bearer" else authorization.strip()
+    api_key = request.headers.get("x-api-key") if allow_x_api_key else None
+    if bearer and api_key and bearer != api_key:
+        raise DomainError("ambiguous_credentials",
+                          "Authorization and x-api-key carry different credentials")
+    return bearer or api_key
+
+
+async def read_body(request: Request, limit: int = BODY_LIMIT) -> bytes:
+    """Read at most limit + 64 KiB; anything larger is refused without reading on."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise DomainError("request_too_large",
+                              f"the request body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        return _decoder.decode(raw)
+    except msgspec.DecodeError:
+        raise DomainError("invalid_json", "the request body is not valid UTF-8 JSON") from None
+
+
+def json_object(raw: bytes) -> dict:
+    body = parse_json(raw) if raw else {}
+    if not isinstance(body, dict):
+        raise DomainError("invalid_request", "the request body must be a JSON object")
+    return body
+
+
+def json_response(payload: Any, status: int = 200,
+                  headers: dict[str, str] | None = None) -> Response:
+    return Response(content=msgspec.json.encode(payload), status_code=status,
+                    media_type="application/json", headers=headers or {})
+
+
+def idempotency_key(request: Request, required: bool = False) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        if required:
+            raise DomainError("idempotency_key_required",
+                              "this command requires an Idempotency-Key header")
+        return None
+    if not 1 <= len(key) <= 255:
+        raise DomainError("invalid_request", "Idempotency-Key must have 1 to 255 characters")
+    return key
+
+
+async def idempotent(store: Any, scope: str, key: str | None, raw: bytes,
+                     produce: Callable[[], Awaitable[Response]]) -> Response:
+    """Run ``produce`` once per (scope, key); repeats get the stored response (11.2)."""
+    import asyncio
+
+    if key is None:
+        return await produce()
+    body_hash = hashlib.sha256(raw).hexdigest()
+    claim = await asyncio.to_thread(store.claim, scope, key, body_hash)
+    if claim.state == "mismatch":
+        raise DomainError("idempotency_key_reused",
+                          "this Idempotency-Key was used with a different body")
+    if claim.state == "in_progress":
+        raise DomainError("idempotency_in_progress",
+                          "a request with this Idempotency-Key is still in progress")
+    if claim.state == "done":
+        return Response(content=claim.body.encode(), status_code=claim.status,
+                        media_type=claim.content_type or "application/json",
+                        headers={"idempotent-replayed": "true"})
+    try:
+        response = await produce()
+    except BaseException:
+        await asyncio.to_thread(store.release, scope, key)
+        raise
+    if response.status_code >= 400 and response.status_code != 402:
+        await asyncio.to_thread(store.release, scope, key)
+        return response
+    if not isinstance(response.content, bytes):
+        return response  # a stream records itself when it ends (see inference routes)
+    content = response.content
+    await asyncio.to_thread(store.complete, scope, key, response.status_code,
+                            response.media_type or "application/json",
+                            content.decode("utf-8", "replace"))
+    return response
+
+
+def key_scope(principal: KeyPrincipal) -> str:
+    return f"account:{principal.account_id}"
+
+
+def staff_scope(principal: StaffPrincipal) -> str:
+    return f"staff:{principal.user_id}"

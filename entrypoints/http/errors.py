@@ -1,0 +1,85 @@
+"""The one place where error codes become HTTP statuses and JSON bodies (spec 9.8)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from domain.errors import DomainError
+
+STATUS = {
+    400: ("invalid_json", "invalid_request", "unsupported_parameter", "invalid_model",
+          "credentials_in_url", "ambiguous_credentials", "idempotency_key_required",
+          "invalid_base_url", "guardrail_blocked", "context_length_exceeded"),
+    401: ("missing_api_key", "invalid_api_key", "api_key_revoked", "api_key_expired"),
+    402: ("insufficient_credits", "budget_exceeded", "trial_expired", "account_in_arrears"),
+    403: ("ip_not_allowed", "referrer_not_allowed", "insufficient_scope", "model_not_allowed",
+          "forbidden", "wrong_credential_type", "account_suspended"),
+    404: ("model_not_found", "not_found"),
+    405: ("method_not_allowed",),
+    409: ("idempotency_in_progress", "conflict", "key_name_taken", "key_limit_reached",
+          "last_owner"),
+    413: ("request_too_large",),
+    422: ("model_pricing_missing", "idempotency_key_reused", "grant_limit_exceeded"),
+    429: ("rate_limit_exceeded", "concurrency_limit_exceeded", "key_request_quota_exhausted"),
+    500: ("internal_error",),
+    502: ("provider_error",),
+    503: ("no_provider_available", "service_unavailable", "overloaded"),
+    504: ("provider_timeout",),
+}
+CODE_STATUS = {code: status for status, codes in STATUS.items() for code in codes}
+OPENAI_TYPE = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
+               403: "permission_error", 404: "not_found_error", 405: "invalid_request_error",
+               409: "conflict_error", 413: "invalid_request_error",
+               422: "invalid_request_error", 429: "rate_limit_error"}
+
+
+def error_response(request_id: str, code: str, message: str, param: str | None = None,
+                   details: dict[str, Any] | None = None,
+                   headers: dict[str, str] | None = None) -> Response:
+    status = CODE_STATUS.get(code, 400)
+    error: dict[str, Any] = {"message": message[:500],
+                             "type": OPENAI_TYPE.get(status, "server_error"),
+                             "param": param, "code": code, "request_id": request_id}
+    if details:
+        error["details"] = details
+    extra = dict(headers or {})
+    if status in (429, 503):
+        extra.setdefault("retry-after", "1")
+    return Response(content=msgspec.json.encode({"error": error}), status_code=status,
+                    media_type="application/json", headers=extra)
+
+
+def request_id_of(request: Request) -> str:
+    return request.scope.get("state", {}).get("request_id", "")
+
+
+def domain_error_handler(request: Request, error: DomainError) -> Response:
+    return error_response(request_id_of(request), error.code, error.message, error.param,
+                          error.details)
+
+
+_HTTP_CODES = {400: "invalid_request", 401: "missing_api_key", 403: "forbidden",
+               404: "not_found", 405: "method_not_allowed", 413: "request_too_large",
+               429: "rate_limit_exceeded", 503: "service_unavailable"}
+
+
+def http_error_handler(request: Request, error: HTTPException) -> Response:
+    code = _HTTP_CODES.get(error.status_code, "invalid_request")
+    message = {404: "no such route", 405: "method not allowed on this route",
+               413: "the request body is larger than the limit"}.get(
+        error.status_code, "the request could not be processed")
+    response = error_response(request_id_of(request), code, message)
+    response.status_code = error.status_code if error.status_code < 500 else 500
+    return response
+
+
+def internal_error_handler(request: Request, error: Exception) -> Response:
+    import logging
+
+    logging.getLogger("gatewayz.http").exception("unhandled error", exc_info=error)
+    return error_response(request_id_of(request), "internal_error",
+                          "an internal error occurred; it has been logged")

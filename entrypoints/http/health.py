@@ -1,0 +1,26 @@
+"""Liveness and readiness (8.7): /health is always 200; /health/ready is 503 when billed
+traffic cannot be served."""
+
+from __future__ import annotations
+
+import asyncio
+
+from litestar import Request, Response, get
+
+from entrypoints.http.auth import gateway
+from entrypoints.http.context import json_response
+
+
+@get("/health")
+async def health(request: Request) -> Response:
+    ready = await asyncio.to_thread(gateway(request).check_ready)
+    return json_response({"status": "ok" if all(ready.values()) else "degraded",
+                          "checks": ready})
+
+
+@get("/health/ready")
+async def health_ready(request: Request) -> Response:
+    ready = await asyncio.to_thread(gateway(request).check_ready)
+    status = 200 if ready.get("event_store") else 503
+    return json_response({"status": "ready" if status == 200 else "not_ready",
+                          "checks": ready}, status)

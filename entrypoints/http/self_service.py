@@ -1,0 +1,39 @@
+"""Key-holder routes: own balance, ledger and keys (6.3, 6.1, 1.1)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from litestar import Request, Response, get
+
+from entrypoints.http.auth import gateway, key_principal
+from entrypoints.http.context import json_response
+from entrypoints.http.time_params import optional_time
+
+
+@get("/v1/account/balance")
+async def own_balance(request: Request) -> Response:
+    principal = key_principal(request, "billing:read")
+    gw = gateway(request)
+    view = await asyncio.to_thread(gw.balances.balance, principal.account_id, int(time.time()))
+    return json_response(view)
+
+
+@get("/v1/account/ledger")
+async def own_ledger(request: Request) -> Response:
+    principal = key_principal(request, "billing:read")
+    gw = gateway(request)
+    start = optional_time(request, "from")
+    end = optional_time(request, "to")
+    lines = await asyncio.to_thread(gw.balances.statement, principal.account_id, None, start,
+                                    end)
+    return json_response({"object": "list", "data": lines, "next_cursor": None})
+
+
+@get("/v1/keys")
+async def own_keys(request: Request) -> Response:
+    principal = key_principal(request, "keys:read")
+    gw = gateway(request)
+    keys = await asyncio.to_thread(gw.access_queries.keys_of, principal.account_id)
+    return json_response({"object": "list", "data": keys, "next_cursor": None})

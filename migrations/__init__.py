@@ -1,0 +1,1 @@
+"""Read-model schema, applied in file-name order by `gatewayz migrate`."""

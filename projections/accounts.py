@@ -1,0 +1,24 @@
+"""Accounts read model: plan and suspension per account."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from projections.base import BatchEffects, at, event_type, index_stream, ref_of
+
+
+class AccountsProjection:
+    name = "accounts"
+    contexts = ("accounts",)
+
+    def apply(self, cur: Any, event: Any, effects: BatchEffects) -> None:
+        kind = event_type(event)
+        if kind == "Account.Opened":
+            index_stream(cur, event, event.account_id)
+            cur.execute("INSERT INTO accounts (account_id, plan, origin, suspended, opened_at) "
+                        "VALUES (%s, %s, %s, 0, %s) ON CONFLICT DO NOTHING",
+                        (event.account_id, event.plan, event.origin,
+                         at(event)))
+        elif kind in ("Account.Suspended", "Account.Reinstated"):
+            cur.execute("UPDATE accounts SET suspended = %s WHERE account_id = %s",
+                        (int(kind == "Account.Suspended"), ref_of(cur, event)))

@@ -1,0 +1,144 @@
+"""The projector: applies new events to every read model, exactly once per position.
+
+Each batch of one context's events is applied to every projection that reads that context
+and the tracking positions move in the same transaction, so a crash never applies a
+position twice or skips one. Side effects (hold releases, cache invalidation) run after
+the commit, and are themselves idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from application.event_stores import EventStores
+from projections.accounts import AccountsProjection
+from projections.balances import BalancesProjection
+from projections.base import BatchEffects, Projection
+from projections.catalog import CatalogProjection
+from projections.usage import UsageProjection
+
+log = logging.getLogger("gatewayz.projector")
+BATCH = 500
+
+
+def all_projections() -> list[Projection]:
+    from projections.access import AccessProjection
+
+    return [AccountsProjection(), BalancesProjection(), UsageProjection(), AccessProjection(),
+            CatalogProjection()]
+
+
+class Projector:
+    def __init__(self, stores: EventStores, db: Any,
+                 projections: Sequence[Projection] | None = None,
+                 after_commit: Callable[[Any, BatchEffects], None] | None = None) -> None:
+        self.stores = stores
+        self.db = db
+        self.projections = list(projections or all_projections())
+        self.after_commit = after_commit
+        self.positions: dict[str, int] = {}
+        self._changed = threading.Condition()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.errors = 0
+
+    # -- running --------------------------------------------------------------------------
+    def run_until_idle(self, limits: dict[str, int] | None = None) -> int:
+        """Apply everything recorded so far (or up to ``limits`` per context)."""
+        applied = 0
+        for context, app in self.stores.by_context().items():
+            while True:
+                stop = (limits or {}).get(context)
+                count = self._apply_batch(context, app, stop)
+                applied += count
+                if count < BATCH:
+                    break
+        return applied
+
+    def _tracked(self, cur: Any, context: str, readers: list[Projection]) -> dict[str, int]:
+        lock = " FOR UPDATE" if self.db.dialect == "postgres" else ""
+        cur.execute("SELECT projection, position FROM projection_tracking WHERE context = %s"
+                    + lock, (context,))
+        rows = dict(cur.fetchall())
+        return {p.name: rows.get(p.name, 0) for p in readers}
+
+    def _apply_batch(self, context: str, app: Any, stop: int | None) -> int:
+        readers = [p for p in self.projections if context in p.contexts]
+        if not readers:
+            return 0
+        effects = BatchEffects()
+        with self.db.transaction() as cur:
+            tracked = self._tracked(cur, context, readers)
+            start = min(tracked.values())
+            if stop is not None and start >= stop:
+                self._publish_position(context, start)
+                return 0
+            notes = app.recorder.select_notifications(start=start + 1, limit=BATCH, stop=stop)
+            if not notes:
+                self._publish_position(context, start)
+                return 0
+            for note in notes:
+                event = app.mapper.to_domain_event(note)
+                for projection in readers:
+                    if note.id > tracked[projection.name]:
+                        projection.apply(cur, event, effects)
+            last = notes[-1].id
+            for projection in readers:
+                cur.execute(
+                    "INSERT INTO projection_tracking (projection, context, position) "
+                    "VALUES (%s, %s, %s) ON CONFLICT (projection, context) "
+                    "DO UPDATE SET position = excluded.position",
+                    (projection.name, context, last))
+            if self.after_commit is not None:
+                # Reads the rows this transaction wrote, before anyone else can change them.
+                effects_state = self.after_commit(cur, effects)
+            else:
+                effects_state = None
+        if effects_state is not None:
+            effects_state()
+        self._publish_position(context, last)
+        return len(notes)
+
+    def _publish_position(self, context: str, position: int) -> None:
+        with self._changed:
+            if position > self.positions.get(context, -1):
+                self.positions[context] = position
+                self._changed.notify_all()
+
+    def wake(self, *_: Any) -> None:
+        self._wake.set()
+
+    def wait_for(self, context: str, position: int, timeout: float = 5.0) -> bool:
+        """Block until this projector has applied ``position`` of ``context`` (read-your-writes)."""
+        if self._thread is None:
+            self.run_until_idle()
+            return True
+        self.wake()
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: self.positions.get(context, 0) >= position, timeout=timeout)
+
+    def start(self, poll_interval: float = 0.05) -> None:
+        def loop() -> None:
+            while not self._stop.is_set():
+                self._wake.wait(poll_interval)
+                self._wake.clear()
+                try:
+                    self.run_until_idle()
+                except Exception:  # keep projecting; the failure is logged and counted
+                    self.errors += 1
+                    log.exception("projection batch failed; will retry")
+                    self._stop.wait(0.5)
+
+        self._thread = threading.Thread(target=loop, name="projector", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)

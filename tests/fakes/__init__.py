@@ -1,0 +1,1 @@
+"""Fake upstream providers that speak real provider wire formats, for tests."""

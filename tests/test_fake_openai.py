@@ -1,0 +1,273 @@
+"""Proves FakeOpenAI speaks the real OpenAI wire format, using the real openai SDK."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+from fakes.openai_upstream import Behaviour, FakeOpenAI
+
+USER = [{"role": "user", "content": "hello there world"}]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(name="sdk-test") as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(server: FakeOpenAI) -> FakeOpenAI:
+    server.reset()
+    return server
+
+
+@pytest.fixture
+def client(fake: FakeOpenAI) -> Iterator[openai.OpenAI]:
+    # No retries: a retried request would hide which behaviour answered it.
+    with openai.OpenAI(base_url=fake.base_url, api_key="x", max_retries=0, timeout=5) as sdk:
+        yield sdk
+
+
+def test_non_stream_completion_parses_in_the_sdk(fake: FakeOpenAI, client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+
+    assert completion.object == "chat.completion"
+    assert completion.id.startswith("chatcmpl-")
+    assert completion.model == "gpt-4o-mini"
+    choice = completion.choices[0]
+    assert choice.message.role == "assistant"
+    assert choice.message.content == "Echo: hello there world"
+    assert choice.finish_reason == "stop"
+    assert completion.usage is not None
+    assert completion.usage.prompt_tokens == 3
+    assert completion.usage.completion_tokens == 4
+    assert completion.usage.total_tokens == 7
+    assert completion.usage.prompt_tokens_details.cached_tokens == 0
+    assert completion.usage.completion_tokens_details.reasoning_tokens == 0
+
+    [received] = fake.requests
+    assert (received.method, received.path) == ("POST", "/v1/chat/completions")
+    assert received.headers["authorization"] == "Bearer x"
+    assert received.json == {"model": "gpt-4o-mini", "messages": USER}
+
+
+def test_stream_with_include_usage_puts_usage_on_the_last_chunk(
+    fake: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    fake.script(Behaviour(content="one two three four five", words_per_chunk=2,
+                          prompt_tokens=11))
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=USER, stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert len({c.id for c in chunks}) == 1
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "one two three four five"
+    contents = [c.choices[0].delta.content for c in chunks[1:] if c.choices
+                and c.choices[0].delta.content]
+    assert contents == ["one two", " three four", " five"]
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    assert all(c.usage is None for c in chunks[:-1])
+    last = chunks[-1]
+    assert last.choices == []
+    assert last.usage is not None
+    assert (last.usage.prompt_tokens, last.usage.completion_tokens,
+            last.usage.total_tokens) == (11, 5, 16)
+
+
+def test_stream_without_include_usage_sends_no_usage(fake: FakeOpenAI,
+                                                     client: openai.OpenAI) -> None:
+    chunks = list(client.chat.completions.create(model="m", messages=USER, stream=True))
+    assert all(c.usage is None and c.choices for c in chunks)
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_server_error_behaviour_raises_internal_server_error(
+    fake: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    fake.script(Behaviour(status=500))
+    with pytest.raises(openai.InternalServerError) as caught:
+        client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+    assert caught.value.status_code == 500
+    assert caught.value.type == "server_error"
+
+
+def test_rate_limit_behaviour_raises_rate_limit_error(fake: FakeOpenAI,
+                                                      client: openai.OpenAI) -> None:
+    fake.script(Behaviour(status=429))
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+    assert caught.value.code == "rate_limit_exceeded"
+
+
+def test_mid_stream_drop_raises_in_the_sdk(fake: FakeOpenAI, client: openai.OpenAI) -> None:
+    fake.script(Behaviour(content="a b c d e f", fail_mid_stream_after=2))
+    received = []
+    with pytest.raises(openai.APIConnectionError):
+        for chunk in client.chat.completions.create(model="m", messages=USER, stream=True):
+            received.append(chunk.choices[0].delta.content)
+    assert received == ["", "a", " b"]
+    # Our own drop is not the client going away.
+    assert fake.cancellations == []
+
+
+def test_client_closing_a_stream_early_is_recorded_as_a_cancellation(
+    fake: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    fake.script(Behaviour(content=" ".join(["word"] * 500), chunk_interval=0.01))
+    stream = client.chat.completions.create(model="m", messages=USER, stream=True)
+    iterator = iter(stream)
+    for _ in range(3):
+        next(iterator)
+    stream.close()
+    closed_at = time.monotonic()
+
+    [cancellation] = fake.wait_for_cancellations(timeout=1.0)
+    assert cancellation.at - closed_at < 1.0
+    assert cancellation.request_index == 0
+    assert 2 <= cancellation.chunks_sent < 500
+    assert cancellation.completion_tokens_sent == cancellation.chunks_sent
+
+
+def test_max_tokens_truncates_with_finish_reason_length(fake: FakeOpenAI,
+                                                        client: openai.OpenAI) -> None:
+    fake.default = Behaviour(content="one two three four")
+    completion = client.chat.completions.create(model="m", messages=USER, max_tokens=2)
+    assert completion.choices[0].message.content == "one two"
+    assert completion.choices[0].finish_reason == "length"
+    assert completion.usage is not None and completion.usage.completion_tokens == 2
+
+    chunks = list(client.chat.completions.create(model="m", messages=USER, stream=True,
+                                                 max_completion_tokens=3))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "one two three"
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+def test_tools_get_a_tool_call_to_the_first_tool(fake: FakeOpenAI,
+                                                 client: openai.OpenAI) -> None:
+    tools = [{"type": "function", "function": {"name": name, "parameters": {"type": "object"}}}
+             for name in ("get_weather", "get_time")]
+    completion = client.chat.completions.create(model="m", messages=USER, tools=tools)
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content is None
+    [call] = choice.message.tool_calls
+    assert call.type == "function"
+    assert (call.function.name, call.function.arguments) == ("get_weather", "{}")
+
+    chunks = list(client.chat.completions.create(model="m", messages=USER, tools=tools,
+                                                 stream=True))
+    arguments = "".join(
+        call.function.arguments
+        for c in chunks for call in (c.choices[0].delta.tool_calls or [])
+    )
+    assert chunks[0].choices[0].delta.tool_calls[0].function.name == "get_weather"
+    assert arguments == "{}"
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_script_is_consumed_in_order_then_default_applies(fake: FakeOpenAI,
+                                                          client: openai.OpenAI) -> None:
+    fake.script(Behaviour(content="first"), Behaviour(content="second"))
+    answers = [client.chat.completions.create(model="m", messages=USER)
+               .choices[0].message.content for _ in range(3)]
+    assert answers == ["first", "second", "Echo: hello there world"]
+
+
+def test_usage_can_be_left_out(fake: FakeOpenAI, client: openai.OpenAI) -> None:
+    fake.script(Behaviour(report_usage=False), Behaviour(report_usage=False))
+    assert client.chat.completions.create(model="m", messages=USER).usage is None
+    chunks = list(client.chat.completions.create(model="m", messages=USER, stream=True,
+                                                 stream_options={"include_usage": True}))
+    assert all(c.usage is None and c.choices for c in chunks)
+
+
+def test_prompt_tokens_count_words_across_text_parts(fake: FakeOpenAI,
+                                                     client: openai.OpenAI) -> None:
+    messages = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": [{"type": "text", "text": "what is"},
+                                     {"type": "text", "text": "two plus two"}]},
+    ]
+    completion = client.chat.completions.create(model="m", messages=messages)
+    assert completion.usage is not None and completion.usage.prompt_tokens == 7
+    assert completion.choices[0].message.content == "Echo: what is two plus two"
+
+
+def test_empty_stream_yields_no_chunks(fake: FakeOpenAI, client: openai.OpenAI) -> None:
+    fake.script(Behaviour(empty_stream=True))
+    assert list(client.chat.completions.create(model="m", messages=USER, stream=True)) == []
+
+
+def test_close_connection_is_a_connection_error(fake: FakeOpenAI,
+                                                client: openai.OpenAI) -> None:
+    fake.script(Behaviour(close_connection=True))
+    with pytest.raises(openai.APIConnectionError):
+        client.chat.completions.create(model="m", messages=USER)
+    assert len(fake.requests) == 1
+
+
+def test_delay_before_headers_trips_the_client_timeout(fake: FakeOpenAI,
+                                                       client: openai.OpenAI) -> None:
+    fake.script(Behaviour(delay_before_headers=2.0))
+    started = time.monotonic()
+    with pytest.raises(openai.APITimeoutError):
+        client.with_options(timeout=0.2).chat.completions.create(model="m", messages=USER)
+    assert time.monotonic() - started < 1.5
+
+
+def test_a_stream_whose_client_times_out_before_headers_is_a_cancellation(
+    fake: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    fake.script(Behaviour(delay_before_headers=2.0))
+    with pytest.raises(openai.APITimeoutError):
+        client.with_options(timeout=0.2).chat.completions.create(
+            model="m", messages=USER, stream=True)
+    [cancellation] = fake.wait_for_cancellations(timeout=1.0)
+    assert (cancellation.chunks_sent, cancellation.completion_tokens_sent) == (0, 0)
+
+
+def test_models_list(fake: FakeOpenAI, client: openai.OpenAI) -> None:
+    fake.models = ["gpt-4o-mini", "gpt-4o"]
+    models = list(client.models.list())
+    assert [m.id for m in models] == ["gpt-4o-mini", "gpt-4o"]
+    assert all(m.object == "model" and m.owned_by == "fake" for m in models)
+    assert client.models.retrieve("gpt-4o").id == "gpt-4o"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("nope")
+
+
+def test_unknown_path_is_an_openai_shaped_404(fake: FakeOpenAI) -> None:
+    response = httpx.get(f"{fake.base_url}/nope")
+    assert response.status_code == 404
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert fake.requests[0].path == "/v1/nope"
+
+
+def test_reset_forgets_everything(fake: FakeOpenAI, client: openai.OpenAI) -> None:
+    fake.script(Behaviour(content="queued"), Behaviour(content="queued"))
+    fake.default = Behaviour(content="changed")
+    client.chat.completions.create(model="m", messages=USER)
+    fake.reset()
+    assert fake.requests == [] and fake.cancellations == []
+    answer = client.chat.completions.create(model="m", messages=USER).choices[0].message.content
+    assert answer == "Echo: hello there world"
+
+
+def test_start_is_idempotent_and_stop_frees_the_port() -> None:
+    fake = FakeOpenAI(name="lifecycle")
+    assert fake.start() is fake.start()
+    url = fake.base_url
+    assert httpx.get(f"{url}/models").status_code == 200
+    fake.stop()
+    fake.stop()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/models")
