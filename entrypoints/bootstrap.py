@@ -44,6 +44,7 @@ class Settings:
     master_key: bytes | None = None
     run_projector: bool = True
     memory_events: bool = False  # tests: events in memory, read models in a SQLite file
+    redis_prefix: str = "gw"
 
     @classmethod
     def from_env(cls, data_dir: str | None = None, **overrides) -> Settings:
@@ -85,7 +86,7 @@ class Gateway:
         if settings.redis_url:
             from adapters.holds_redis import RedisHoldStore
 
-            self.holds = RedisHoldStore(settings.redis_url)
+            self.holds = RedisHoldStore(settings.redis_url, settings.redis_prefix)
         self.balances = BalanceQueries(self.db)
         self.access_queries = AccessQueries(self.db)
         self.usage = UsageQueries(self.db)

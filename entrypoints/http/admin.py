@@ -98,9 +98,14 @@ async def register_provider(request: Request) -> Response:
     return await _command(request, run, 201)
 
 
-@put("/admin/models/{model_id:path}/prices")
-async def set_prices(request: Request, model_id: str) -> Response:
-    model_id = model_id.strip("/")
+@put("/admin/models/{model_path:path}")
+async def set_prices(request: Request, model_path: str) -> Response:
+    # Model ids contain "/", so the route takes the rest of the path and reads the verb.
+    model_id, _, verb = model_path.strip("/").rpartition("/")
+    if verb != "prices" or not model_id:
+        from domain.errors import DomainError
+
+        raise DomainError("not_found", "no such route")
 
     def run(gw, body, actor):
         gw.catalog.set_prices(model_id, body, actor)

@@ -15,7 +15,13 @@ from entrypoints.http.errors import (
 )
 
 
-def create_app(gateway) -> Litestar:
+def create_app(gateway):
+    """The ASGI app: request ids are assigned outside Litestar so that even unrouted
+    requests (404, 405) carry one."""
+    return request_id_middleware(create_litestar(gateway))
+
+
+def create_litestar(gateway) -> Litestar:
     app = Litestar(
         route_handlers=[
             inference.chat_completions, inference.list_models,
@@ -26,7 +32,6 @@ def create_app(gateway) -> Litestar:
             finance.balance, finance.statement,
             health.health, health.health_ready,
         ],
-        middleware=[request_id_middleware],
         exception_handlers={
             DomainError: domain_error_handler,
             HTTPException: http_error_handler,
