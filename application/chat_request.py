@@ -21,7 +21,7 @@ class ChatRequest:
     include_usage: bool
 
 
-def _bad(message: str, param: str, code: str = "invalid_request") -> DomainError:
+def _bad(message: str, param: str | None, code: str = "invalid_request") -> DomainError:
     return DomainError(code, message, param=param)
 
 
@@ -35,7 +35,7 @@ def _positive_int(body: dict, name: str) -> None:
 
 def parse_chat(body: Any) -> ChatRequest:
     if not isinstance(body, dict):
-        raise _bad("the request body must be a JSON object", "")
+        raise _bad("the request body must be a JSON object", None)
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise _bad("model is required and must be a string", "model")

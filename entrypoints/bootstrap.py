@@ -100,7 +100,8 @@ class Gateway:
         self.access = AccessService(self.stores, self.access_queries, pepper, box, self.clock,
                                     wait)
         self.catalog = CatalogService(self.stores, self.vault, self.clock, wait)
-        self.writer = GroupCommitWriter(self.stores.requests, on_commit=self.projector.wake)
+        # No wake per commit: the projector polls, so its work batches up off the hot path.
+        self.writer = GroupCommitWriter(self.stores.requests)
         self.http_client = AiohttpProviderClient()
         self.inference = InferenceService(
             self.catalog_view, self.holds, self.writer, self.balances.seed_snapshot,

@@ -105,6 +105,43 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_SNIPPET = """
+Demo test key (shown once): {key}
+
+  curl -s {base}/v1/chat/completions \\
+    -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
+    -d '{{"model": "gatewayz/echo", "messages": [{{"role": "user", "content": "Hello!"}}]}}'
+
+  python3 -c 'from openai import OpenAI; c = OpenAI(base_url="{base}/v1", api_key="{key}"); \\
+print(c.chat.completions.create(model="gatewayz/echo", messages=[{{"role": "user", "content": "Hello!"}}]).choices[0].message.content)'
+"""
+
+
+def cmd_demo_key(args: argparse.Namespace) -> int:
+    """A demo account (created once) and a fresh test key for the free echo model."""
+    gateway = Gateway(_settings(args, run_projector=False))
+    try:
+        marker = gateway.settings.data_dir / "demo-account"
+        if marker.exists():
+            account_id = marker.read_text().strip()
+        else:
+            account_id = gateway.accounts.open_account("demo@example.com", "dev", "system:demo",
+                                                       origin="demo")
+            marker.write_text(account_id)
+        issued = gateway.access.issue_key(account_id, f"demo-{issued_suffix()}", "test", None,
+                                          None, "system:demo")
+    finally:
+        gateway.close()
+    print(DEMO_SNIPPET.format(key=issued.secret, base=args.base_url.rstrip("/")), flush=True)
+    return 0
+
+
+def issued_suffix() -> str:
+    import secrets
+
+    return secrets.token_hex(3)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gatewayz")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -133,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                         help="create the first owner"))
     bootstrap.add_argument("--email", default="owner@localhost.localdomain")
     bootstrap.set_defaults(run=cmd_bootstrap)
+    demo = with_data_dir(admin_commands.add_parser("demo-key",
+                                                   help="a demo account and test key"))
+    demo.add_argument("--base-url", default="http://127.0.0.1:8080")
+    demo.set_defaults(run=cmd_demo_key)
     return parser
 
 

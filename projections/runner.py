@@ -59,10 +59,11 @@ class Projector:
                     break
         return applied
 
-    def _tracked(self, cur: Any, context: str, readers: list[Projection]) -> dict[str, int]:
-        lock = " FOR UPDATE" if self.db.dialect == "postgres" else ""
+    def _tracked(self, cur: Any, context: str, readers: list[Projection],
+                 lock: bool = True) -> dict[str, int]:
+        lock_sql = " FOR UPDATE" if lock and self.db.dialect == "postgres" else ""
         cur.execute("SELECT projection, position FROM projection_tracking WHERE context = %s"
-                    + lock, (context,))
+                    + lock_sql, (context,))
         rows = dict(cur.fetchall())
         return {p.name: rows.get(p.name, 0) for p in readers}
 
@@ -70,29 +71,34 @@ class Projector:
         readers = [p for p in self.projections if context in p.contexts]
         if not readers:
             return 0
+        with self.db.transaction() as cur:
+            start = min(self._tracked(cur, context, readers, lock=False).values())
+        if stop is not None and start >= stop:
+            self._publish_position(context, start)
+            return 0
+        # Events are read before the read-model transaction opens: on SQLite both live in one
+        # file, and holding its write lock while waiting for the event store's connection
+        # pool deadlocks with a command that holds the pool's writer and waits for the file.
+        notes = app.recorder.select_notifications(start=start + 1, limit=BATCH, stop=stop)
+        if not notes:
+            self._publish_position(context, start)
+            return 0
+        last = notes[-1].id
         effects = BatchEffects()
         with self.db.transaction() as cur:
+            # Re-read under the lock: another projector may have moved on meanwhile.
             tracked = self._tracked(cur, context, readers)
-            start = min(tracked.values())
-            if stop is not None and start >= stop:
-                self._publish_position(context, start)
-                return 0
-            notes = app.recorder.select_notifications(start=start + 1, limit=BATCH, stop=stop)
-            if not notes:
-                self._publish_position(context, start)
-                return 0
             for note in notes:
                 event = app.mapper.to_domain_event(note)
                 for projection in readers:
                     if note.id > tracked[projection.name]:
                         projection.apply(cur, event, effects)
-            last = notes[-1].id
             for projection in readers:
                 cur.execute(
                     "INSERT INTO projection_tracking (projection, context, position) "
                     "VALUES (%s, %s, %s) ON CONFLICT (projection, context) "
                     "DO UPDATE SET position = excluded.position",
-                    (projection.name, context, last))
+                    (projection.name, context, max(last, tracked[projection.name])))
             if self.after_commit is not None:
                 # Reads the rows this transaction wrote, before anyone else can change them.
                 effects_state = self.after_commit(cur, effects)

@@ -17,6 +17,7 @@ from domain.ids import new_id
 
 BODY_LIMIT = 10 * 1024 * 1024
 READ_SLACK = 64 * 1024
+MAX_JSON_DEPTH = 64
 CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _decoder = msgspec.json.Decoder()
 
@@ -86,10 +87,33 @@ async def read_body(request: Request, limit: int = BODY_LIMIT) -> bytes:
 
 
 def parse_json(raw: bytes) -> Any:
+    too_deep = DomainError("invalid_request",
+                           f"the request body is nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        return _decoder.decode(raw)
-    except msgspec.DecodeError:
+        value = _decoder.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for bad UTF-8
         raise DomainError("invalid_json", "the request body is not valid UTF-8 JSON") from None
+    except RecursionError:  # msgspec's own limit, far above ours
+        raise too_deep from None
+    if _deeper_than(value, MAX_JSON_DEPTH):
+        raise too_deep
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True when objects and arrays nest more than ``limit`` levels (1.8)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item \
+            if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, dict | list))
+    return False
 
 
 def json_object(raw: bytes) -> dict:

@@ -47,7 +47,7 @@ def error_response(request_id: str, code: str, message: str, param: str | None =
     if details:
         error["details"] = details
     extra = dict(headers or {})
-    if status in (429, 503):
+    if status in (429, 503) or code == "idempotency_in_progress":  # 9.8, 11.2
         extra.setdefault("retry-after", "1")
     return Response(content=msgspec.json.encode({"error": error}), status_code=status,
                     media_type="application/json", headers=extra)

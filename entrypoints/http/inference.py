@@ -28,7 +28,10 @@ async def chat_completions(request: Request) -> Response:
     chat = parse_chat(parse_json(raw))
 
     async def produce() -> Response:
-        result = await gw.inference.chat(request_id(request), chat, principal)
+        result = await _unless_client_leaves(
+            request, gw.inference.chat(request_id(request), chat, principal))
+        if result is None:  # 6.5: the client left before the answer; nothing is charged
+            return Response(content=b"", status_code=499)
         if result.stream is None:
             return Response(content=result.body, status_code=result.status,
                             media_type="application/json", headers=result.headers)
@@ -41,6 +44,36 @@ async def chat_completions(request: Request) -> Response:
     if key is None:
         return await produce()
     return await idempotent(gw.idempotency, key_scope(principal), key, raw, produce)
+
+
+async def _unless_client_leaves(request: Request, work):
+    """Run the use case, cancelling it (and so the upstream call) if the client disconnects
+    before it answers; None then. The body has been read, so receive() only reports that."""
+    import asyncio
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        raise
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    except Exception:  # the client is gone; nobody is left to tell
+        pass
+    return None
 
 
 async def _recorded(stream, gw, scope: str, key: str):

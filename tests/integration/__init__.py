@@ -1,0 +1,1 @@
+"""Integration, property and concurrency tests over real stores (memory, SQLite, PostgreSQL, Redis)."""
