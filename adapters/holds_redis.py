@@ -11,7 +11,12 @@ import redis
 
 from application.ports import BalanceSnapshot, HoldOutcome
 
-_COMMON = """
+# Lua numbers are doubles: format them as plain integers, never "-0" or "1e+14".
+_INT = """
+local function int(n) return string.format('%d', n) end
+"""
+
+_COMMON = _INT + """
 local function sums_from_holds(holds_key)
   local t, a, p = 0, 0, 0
   local vals = redis.call('HVALS', holds_key)
@@ -25,9 +30,9 @@ local function release(bal_key, holds_key, hold_id)
   local v = redis.call('HGET', holds_key, hold_id)
   if v then
     local x, y, z = string.match(v, '(%-?%d+),(%-?%d+),(%-?%d+)')
-    redis.call('HINCRBY', bal_key, 'rt', -tonumber(x))
-    redis.call('HINCRBY', bal_key, 'ra', -tonumber(y))
-    redis.call('HINCRBY', bal_key, 'rp', -tonumber(z))
+    redis.call('HINCRBY', bal_key, 'rt', int(0 - tonumber(x)))
+    redis.call('HINCRBY', bal_key, 'ra', int(0 - tonumber(y)))
+    redis.call('HINCRBY', bal_key, 'rp', int(0 - tonumber(z)))
     redis.call('HDEL', holds_key, hold_id)
   end
 end
@@ -35,7 +40,7 @@ end
 
 # KEYS: bal, holds. ARGV: hold_id, amount, now[, 'probe']. Returns {status, a, b, c};
 # a probe only reports what is available.
-PLACE = """
+PLACE = _INT + """
 local b = redis.call('HMGET', KEYS[1], 'trial', 'allowance', 'purchased', 'ends', 'active',
                      'rt', 'ra', 'rp')
 if not b[1] then return {-1, 0, 0, 0} end
@@ -50,15 +55,15 @@ end
 local ft = free(b[1], b[6], tonumber(b[4]) > now)
 local fa = free(b[2], b[7], b[5] == '1')
 local fp = free(b[3], b[8], true)
-if ft + fa + fp < amount or ARGV[4] == 'probe' then return {0, ft + fa + fp, 0, 0} end
+if ft + fa + fp < amount or ARGV[4] == 'probe' then return {0, int(ft + fa + fp), 0, 0} end
 local t = math.min(ft, amount)
 local a = math.min(fa, amount - t)
 local p = amount - t - a
-redis.call('HSET', KEYS[2], ARGV[1], t .. ',' .. a .. ',' .. p)
-redis.call('HINCRBY', KEYS[1], 'rt', t)
-redis.call('HINCRBY', KEYS[1], 'ra', a)
-redis.call('HINCRBY', KEYS[1], 'rp', p)
-return {1, t, a, p}
+redis.call('HSET', KEYS[2], ARGV[1], int(t) .. ',' .. int(a) .. ',' .. int(p))
+redis.call('HINCRBY', KEYS[1], 'rt', int(t))
+redis.call('HINCRBY', KEYS[1], 'ra', int(a))
+redis.call('HINCRBY', KEYS[1], 'rp', int(p))
+return {1, int(t), int(a), int(p)}
 """
 
 # KEYS: bal, holds. ARGV: version, trial, allowance, purchased, ends, active, seed_flag,
@@ -75,7 +80,7 @@ if (not current) or tonumber(ARGV[1]) >= tonumber(current) then
       end
     end
     local t, a, p = sums_from_holds(KEYS[2])
-    redis.call('HSET', KEYS[1], 'rt', t, 'ra', a, 'rp', p)
+    redis.call('HSET', KEYS[1], 'rt', int(t), 'ra', int(a), 'rp', int(p))
   end
   redis.call('HSET', KEYS[1], 'version', ARGV[1], 'trial', ARGV[2], 'allowance', ARGV[3],
              'purchased', ARGV[4], 'ends', ARGV[5], 'active', ARGV[6])

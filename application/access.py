@@ -87,9 +87,10 @@ class AccessService:
                                   "system:bootstrap")
         token = self._issue_staff_token(user)
         try:
-            self.app.save(claim, user)
+            position = self.app.save(claim, user)[-1].notification.id
         except IntegrityError:
             raise DomainError("conflict", "an owner already exists; bootstrap refused") from None
+        self.wait("access", position)  # the token works as soon as it is handed out
         return user_id, token
 
     def _issue_staff_token(self, user: User) -> str:

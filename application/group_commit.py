@@ -34,7 +34,11 @@ class GroupCommitWriter:
 
     def submit(self, *aggregates: Any) -> Future:
         future: Future = Future()
-        self._queue.put((aggregates, future))
+        # Take the pending events now and save those: Application.save drains the aggregates
+        # it is given even when the batch fails, so the one-by-one retry below would
+        # otherwise record nothing and report success for every aggregate in the batch.
+        events = [event for aggregate in aggregates for event in aggregate.collect_events()]
+        self._queue.put((events, future))
         return future
 
     async def save(self, *aggregates: Any) -> int:
@@ -67,7 +71,7 @@ class GroupCommitWriter:
 
     def _commit(self, batch: list) -> None:
         try:
-            recordings = self.app.save(*(a for aggregates, _ in batch for a in aggregates))
+            recordings = self.app.save(*(e for events, _ in batch for e in events))
         except IntegrityError:
             # One conflicting aggregate must not fail its neighbours: retry one by one.
             if len(batch) > 1:

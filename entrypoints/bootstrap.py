@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -106,6 +107,7 @@ class Gateway:
         self.inference = InferenceService(
             self.catalog_view, self.holds, self.writer, self.balances.seed_snapshot,
             {"http": self.http_client, "echo": EchoClient()}, self.vault.get, self.clock)
+        self._pending_publications: collections.deque = collections.deque()
         self._sweeper: asyncio.Task | None = None
         self._started = False
 
@@ -118,14 +120,31 @@ class Gateway:
         def publish() -> None:
             for account_id, snapshot in snapshots.items():
                 if snapshot is not None:
-                    self.holds.publish(account_id, snapshot,
-                                       effects.released_holds.get(account_id, []))
+                    self._pending_publications.append(
+                        (account_id, snapshot, effects.released_holds.get(account_id, [])))
+            self.flush_publications()
             if effects.access_changed:
                 self.access.forget_cached()
             if effects.catalog_changed:
                 self.catalog_view.refresh()
 
         return publish
+
+    def flush_publications(self) -> None:
+        """Push projected balances and hold releases to the hold store, oldest first.
+
+        A publication that fails (Redis briefly away) stays queued and is retried on the
+        next projector commit, so a settled hold is never left reserved for good.
+        """
+        while self._pending_publications:
+            account_id, snapshot, released = self._pending_publications[0]
+            try:
+                self.holds.publish(account_id, snapshot, released)
+            except Exception:
+                log.warning("hold store unavailable; %d publications queued",
+                            len(self._pending_publications))
+                return
+            self._pending_publications.popleft()
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:

@@ -63,12 +63,13 @@ class BalancesProjection:
                      event.reason)
 
     def _Wallet_AllowanceReset(self, cur, event, effects) -> None:
+        # The event names the amount forfeited: folding "whatever is left" would depend on
+        # the order in which charges from the requests context were applied, and a rebuild
+        # would not reproduce the live balance.
         account_id = _account_of_wallet(cur, event)
-        cur.execute("SELECT allowance FROM balances WHERE account_id = %s", (account_id,))
-        unused = cur.fetchone()[0]
-        if unused:
-            self._debit_pool(cur, event, effects, "allowance", unused, "allowance_forfeit",
-                             "unused allowance at renewal")
+        if event.forfeited_unused:
+            self._debit_pool(cur, event, effects, "allowance", event.forfeited_unused,
+                             "allowance_forfeit", "unused allowance at renewal")
         self._credit(cur, event, effects, "allowance", event.amount, "allowance_reset",
                      event.invoice_id, f"allowance for plan {event.plan}")
         cur.execute("UPDATE balances SET allowance_active = 1 WHERE account_id = %s",

@@ -62,6 +62,11 @@ class Projector:
     def _tracked(self, cur: Any, context: str, readers: list[Projection],
                  lock: bool = True) -> dict[str, int]:
         lock_sql = " FOR UPDATE" if lock and self.db.dialect == "postgres" else ""
+        if lock_sql:
+            # FOR UPDATE locks nothing before a context's first batch has written its rows,
+            # so projectors of several workers also queue on a per-context advisory lock.
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || "
+                        "':projector:' || %s))", (context,))
         cur.execute("SELECT projection, position FROM projection_tracking WHERE context = %s"
                     + lock_sql, (context,))
         rows = dict(cur.fetchall())

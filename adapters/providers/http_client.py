@@ -25,8 +25,20 @@ class HttpUpstream:
                         if k.lower() in PASSED_HEADERS}
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        async for data in self._response.content.iter_any():
-            yield data
+        content = self._response.content
+        try:
+            async for data in content.iter_any():
+                yield data
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError):
+            # When the connection dies mid-body aiohttp raises before handing over what it
+            # had already buffered; pass that on first, so the client gets every chunk the
+            # provider sent before the error event (2.8, 9.7).
+            buffered = getattr(content, "_buffer", None)
+            if buffered:
+                data = b"".join(buffered)
+                buffered.clear()
+                yield data
+            raise
 
     async def read(self) -> bytes:
         return await self._response.read()

@@ -70,7 +70,8 @@ def test_the_sdk_retrying_with_one_idempotency_key_gets_the_same_completion(
     assert second.parse().id == first.parse().id
     assert second.parse().choices[0].message.content == "Echo: one two three"
     assert len(fake_openai.chat_requests()) == 1
-    assert len(account_requests(priced, who.account_id)) == 1
+    record = request_record(priced, first.headers["x-request-id"])
+    assert account_requests(priced, who.account_id) == [(record["id"], "settled")]
 
 
 def test_the_same_key_with_a_different_body_is_refused_with_422_and_no_event(
@@ -164,7 +165,8 @@ def test_a_repeat_while_the_first_is_in_flight_gets_409_with_retry_after(
     assert second.headers["retry-after"] == "1"
     assert results["first"].status_code == 200
     assert len(fake_openai.chat_requests()) == 1
-    assert len(account_requests(priced, who.account_id)) == 1
+    record = request_record(priced, results["first"].headers["x-request-id"])
+    assert account_requests(priced, who.account_id) == [(record["id"], "settled")]
 
 
 def test_an_idempotency_key_longer_than_255_characters_is_refused_with_no_event(

@@ -63,7 +63,11 @@ def stream_events(app: Any, stream: uuid.UUID) -> list[RawEvent]:
 
 
 def fold_pools(gateway: Gateway, account_id: str) -> dict[str, int]:
-    """The account's pools folded straight from the stored events: credits minus charges."""
+    """The account's pools folded straight from the stored events: credits minus charges.
+
+    An allowance reset is folded as the facts it records: minus the unused allowance it
+    forfeited, plus the plan amount, so the fold does not depend on event order.
+    """
     from domain.wallet import Wallet
 
     pools = dict.fromkeys(POOLS, 0)
@@ -76,7 +80,7 @@ def fold_pools(gateway: Gateway, account_id: str) -> dict[str, int]:
         elif event.type in ("Wallet.PurchaseCredited", "Wallet.AdminCreditGranted"):
             pools["purchased"] += d["amount"]
         elif event.type == "Wallet.AllowanceReset":
-            pools["allowance"] = d["amount"]
+            pools["allowance"] += d["amount"] - d["forfeited_unused"]
         elif event.type == "Wallet.AllowanceForfeited":
             pools["allowance"] -= d["amount"]
     for pool, amount in charged_by_pool(gateway, account_id).items():
