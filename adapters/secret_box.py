@@ -47,15 +47,23 @@ class SqlSecretVault:
     def __init__(self, db, box: SecretBox) -> None:
         self.db = db
         self.box = box
+        # Decrypted once per provider, not once per request; rotation replaces the entry.
+        self._plain: dict[str, str] = {}
 
     def put(self, slug: str, secret: str) -> None:
+        self._plain.pop(slug, None)
         with self.db.transaction() as cur:
             cur.execute("INSERT INTO provider_secrets (slug, ciphertext) VALUES (%s, %s) "
                         "ON CONFLICT (slug) DO UPDATE SET ciphertext = excluded.ciphertext",
                         (slug, self.box.encrypt(secret)))
 
     def get(self, slug: str) -> str:
+        cached = self._plain.get(slug)
+        if cached is not None:
+            return cached
         with self.db.transaction() as cur:
             cur.execute("SELECT ciphertext FROM provider_secrets WHERE slug = %s", (slug,))
             row = cur.fetchone()
-        return self.box.decrypt(row[0]) if row else ""
+        plain = self.box.decrypt(row[0]) if row else ""
+        self._plain[slug] = plain
+        return plain

@@ -2,7 +2,8 @@
 
 Runs, in one go: the mock upstream alone, the gateway on the embedded default (SQLite,
 in-process holds) and on PostgreSQL + Redis; each at 1 and 32 connections, non-streaming and
-streaming. The gateway is pinned to CPU 0; the mock and the load driver (wrk) share CPU 1.
+streaming. The gateway is pinned to CPU 0; the mock and the load driver (wrk) share CPU 1, and so do
+PostgreSQL, Redis and (cluster shape) the separate `gatewayz projector` process.
 Every gateway request is durably recorded (hold placed and settled) before it is answered
 (streams settle as they close). Prints a table and the gateway's peak RSS.
 
@@ -94,7 +95,8 @@ def wrk(url: str, script: Path, connections: int, duration: int) -> dict:
 
 
 class Gateway:
-    def __init__(self, name: str, mock_port: int, env: dict[str, str]) -> None:
+    def __init__(self, name: str, mock_port: int, env: dict[str, str],
+                 separate_projector: bool = False) -> None:
         self.name = name
         self.dir = Path(tempfile.mkdtemp(prefix=f"gatewayz-bench-{name}-"))
         self.port = free_port()
@@ -102,9 +104,17 @@ class Gateway:
         token = subprocess.run([str(BIN / "gatewayz"), "admin", "bootstrap", "--data-dir",
                                 str(self.dir)], env=self.env, capture_output=True, text=True,
                                check=True).stdout.strip()
+        self.projector = None
+        if separate_projector:
+            # Cluster shape (design §4): projections in their own process, off the
+            # request-serving core.
+            self.projector = subprocess.Popen(
+                ["taskset", "-c", "1", str(BIN / "gatewayz"), "projector", "--data-dir",
+                 str(self.dir)], env=self.env, stdout=subprocess.DEVNULL)
         self.proc = subprocess.Popen(
             ["taskset", "-c", "0", str(BIN / "gatewayz"), "serve", "--data-dir", str(self.dir),
-             "--port", str(self.port)], env=self.env, stdout=subprocess.DEVNULL)
+             "--port", str(self.port)] + (["--no-projector"] if separate_projector else []),
+            env=self.env, stdout=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.port}"
         wait_http(self.url + "/health")
         call(self.url + "/admin/providers", token, "POST",
@@ -125,6 +135,9 @@ class Gateway:
         return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
 
     def stop(self) -> None:
+        if self.projector is not None:
+            self.projector.send_signal(signal.SIGINT)
+            self.projector.wait(timeout=15)
         self.proc.send_signal(signal.SIGINT)
         try:
             self.proc.wait(timeout=15)
@@ -181,7 +194,8 @@ def main() -> int:
             create_schema(schema)
             gw = Gateway("cluster", mock_port, {
                 "DATABASE_URL": PG_URL, "GATEWAYZ_DB_SCHEMA": schema, "REDIS_URL": REDIS_URL,
-                "GATEWAYZ_KEY_PEPPER": "bench-pepper-of-at-least-thirty-two-bytes"})
+                "GATEWAYZ_KEY_PEPPER": "bench-pepper-of-at-least-thirty-two-bytes"},
+                separate_projector=True)
             try:
                 measure("gateway pg+redis", gw.url, gw.key)
                 rss["gateway pg+redis"] = gw.peak_rss_mib()

@@ -87,8 +87,41 @@ async def grant_credits(request: Request) -> Response:
     return await _command(request, run, 201, key_required=True)
 
 
+async def _check_resolved_host(request: Request) -> None:
+    """Spec 5.1 at save time: a host name whose addresses are private is refused (the same
+    rule is applied again at every connection). A name that does not resolve right now is
+    accepted: this machine may be offline, and connect time checks again."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from adapters.checked_resolver import AddressNotAllowed, check_host
+    from domain.errors import DomainError
+
+    body = json_object(await read_body(request, limit=1024 * 1024))
+    url, allow_private = body.get("base_url"), body.get("allow_private", False)
+    if not isinstance(url, str) or allow_private is True:
+        return
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or 443
+    except ValueError:
+        return  # the command's own validation names the problem
+    if not host:
+        return
+    try:
+        await check_host(host, port, allow_private=False)
+    except AddressNotAllowed as error:
+        raise DomainError("invalid_base_url", f"base_url resolves to a disallowed address: "
+                          f"{error}", param="base_url") from None
+    except (OSError, socket.gaierror):
+        return
+
+
 @post("/admin/providers")
 async def register_provider(request: Request) -> Response:
+    staff_principal(request, "admin")
+    await _check_resolved_host(request)
+
     def run(gw, body, actor):
         slug = gw.catalog.register_provider(body, actor)
         provider = gw.catalog_view.provider(slug)

@@ -75,7 +75,13 @@ def credential(request: Request, allow_x_api_key: bool) -> str | None:
 
 
 async def read_body(request: Request, limit: int = BODY_LIMIT) -> bytes:
-    """Read at most limit + 64 KiB; anything larger is refused without reading on."""
+    """Read at most limit + 64 KiB; anything larger is refused without reading on.
+
+    The body is kept on the request so a second reader (a guard, then the handler) sees it.
+    """
+    state = request.scope.setdefault("state", {})
+    if "raw_body" in state:
+        return state["raw_body"]
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -83,7 +89,8 @@ async def read_body(request: Request, limit: int = BODY_LIMIT) -> bytes:
             raise DomainError("request_too_large",
                               f"the request body is larger than {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+    state["raw_body"] = b"".join(chunks)
+    return state["raw_body"]
 
 
 def parse_json(raw: bytes) -> Any:
