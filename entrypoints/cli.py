@@ -23,6 +23,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from entrypoints.http.app import create_app
 
     settings = _settings(args, run_projector=not args.no_projector)
+    if args.no_projector and not settings.redis_url:
+        # Holds are released by whoever projects; in-process holds would never be released.
+        print("--no-projector needs REDIS_URL: the separate projector releases holds in Redis",
+              file=sys.stderr)
+        return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock = open(settings.data_dir / "serve.lock", "w")  # noqa: SIM115 - held for the process
     try:

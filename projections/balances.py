@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.pools import POOLS
-from projections.base import BatchEffects, at, event_type, index_stream
+from projections.base import BatchEffects, at, event_type, index_stream, ref_of
 
 CREDIT_POOL = {
     "Wallet.TrialCreditGranted": "trial",
@@ -21,6 +21,11 @@ CREDIT_POOL = {
 class BalancesProjection:
     name = "balances"
     contexts = ("accounts", "requests")
+
+    def __init__(self) -> None:
+        # Open holds' reservations as placed (facts from HoldPlaced), so ending a hold needs
+        # no read; after a restart the holds table answers instead.
+        self._open: dict[str, tuple[str, int, int, int]] = {}
 
     def apply(self, cur: Any, event: Any, effects: BatchEffects) -> None:
         kind = event_type(event)
@@ -106,16 +111,23 @@ class BalancesProjection:
                     (r.get("trial", 0), r.get("allowance", 0), r.get("purchased", 0),
                      event.account_id))
         effects.touched_accounts.add(event.account_id)
+        if len(self._open) > 100_000:  # holds another process ended; the table still answers
+            self._open.clear()
+        self._open[event.request_id] = (event.account_id, r.get("trial", 0),
+                                        r.get("allowance", 0), r.get("purchased", 0))
 
     def _end_hold(self, cur, event, effects, outcome: str) -> tuple[str, str] | None:
-        cur.execute("SELECT request_id, account_id, reserved_trial, reserved_allowance, "
-                    "reserved_purchased FROM holds WHERE request_id = "
-                    "(SELECT ref FROM stream_index WHERE stream = %s)",
-                    (str(event.originator_id),))
-        row = cur.fetchone()
-        if row is None:
+        request_id = ref_of(cur, event)
+        if request_id is None:
             return None
-        request_id, account_id, rt, ra, rp = row
+        row = self._open.pop(request_id, None)
+        if row is None:
+            cur.execute("SELECT account_id, reserved_trial, reserved_allowance, "
+                        "reserved_purchased FROM holds WHERE request_id = %s", (request_id,))
+            row = cur.fetchone()
+            if row is None:
+                return None
+        account_id, rt, ra, rp = row
         cur.execute("UPDATE holds SET ended_at = %s, outcome = %s WHERE request_id = %s",
                     (at(event), outcome, request_id))
         cur.execute("UPDATE balances SET reserved_trial = reserved_trial - %s, "
@@ -148,9 +160,9 @@ class BalancesProjection:
 
 
 def _account_of_wallet(cur: Any, event: Any) -> str:
-    cur.execute("SELECT ref FROM stream_index WHERE stream = %s",
-                (str(event.originator_id),))
-    return cur.fetchone()[0]
+    account_id = ref_of(cur, event)
+    assert account_id is not None, "wallet event before its Opened event"
+    return account_id
 
 
 def _line(cur: Any, event: Any, account_id: str, kind: str, pool: str, amount: int,

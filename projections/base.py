@@ -42,13 +42,35 @@ def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+# Stream ids are uuid5 of the natural id, so stream -> natural id never changes and may be
+# remembered in any process. Skipping the lookup query matters on PostgreSQL, where the
+# projector sends a batch's writes in pipeline mode and every read is a round trip.
+_REFS: dict[str, str] = {}
+_REFS_MAX = 200_000
+
+
 def index_stream(cur: Any, event: Any, natural_id: str) -> None:
     """Remember which natural id a stream belongs to; later events carry only the stream."""
+    stream = str(event.originator_id)
     cur.execute("INSERT INTO stream_index (stream, ref) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                (str(event.originator_id), natural_id))
+                (stream, natural_id))
+    _remember(stream, natural_id)
 
 
 def ref_of(cur: Any, event: Any) -> str | None:
-    cur.execute("SELECT ref FROM stream_index WHERE stream = %s", (str(event.originator_id),))
+    stream = str(event.originator_id)
+    known = _REFS.get(stream)
+    if known is not None:
+        return known
+    cur.execute("SELECT ref FROM stream_index WHERE stream = %s", (stream,))
     row = cur.fetchone()
-    return row[0] if row else None
+    if row is None:
+        return None
+    _remember(stream, row[0])
+    return row[0]
+
+
+def _remember(stream: str, natural_id: str) -> None:
+    if len(_REFS) >= _REFS_MAX:
+        _REFS.clear()
+    _REFS[stream] = natural_id

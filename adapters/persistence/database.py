@@ -24,7 +24,7 @@ class Cursor(Protocol):
 class Database(Protocol):
     dialect: str
 
-    def transaction(self) -> Any: ...
+    def transaction(self, pipeline: bool = False) -> Any: ...
     def close(self) -> None: ...
 
 
@@ -72,7 +72,7 @@ class SqliteDatabase:
         return conn
 
     @contextmanager
-    def transaction(self) -> Iterator[_SqliteCursor]:
+    def transaction(self, pipeline: bool = False) -> Iterator[_SqliteCursor]:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -105,8 +105,14 @@ class PostgresDatabase:
         )
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
+    def transaction(self, pipeline: bool = False) -> Iterator[Any]:
+        """With ``pipeline``, statements are sent without waiting for each reply (psycopg
+        pipeline mode); reads still work but each one waits for everything before it."""
         with self.pool.connection() as conn:
+            if pipeline:
+                with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
+                    yield cur
+                return
             with conn.transaction():
                 with conn.cursor() as cur:
                     yield cur
