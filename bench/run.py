@@ -158,6 +158,10 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--only", choices=("direct", "embedded", "cluster"))
+    parser.add_argument("--cluster-projector", choices=("separate", "inside"),
+                        default="separate",
+                        help="cluster shape: projector as its own process (default) or "
+                             "inside `serve`")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is required: apt-get install -y wrk", file=sys.stderr)
@@ -195,10 +199,12 @@ def main() -> int:
             gw = Gateway("cluster", mock_port, {
                 "DATABASE_URL": PG_URL, "GATEWAYZ_DB_SCHEMA": schema, "REDIS_URL": REDIS_URL,
                 "GATEWAYZ_KEY_PEPPER": "bench-pepper-of-at-least-thirty-two-bytes"},
-                separate_projector=True)
+                separate_projector=args.cluster_projector == "separate")
             try:
-                measure("gateway pg+redis", gw.url, gw.key)
-                rss["gateway pg+redis"] = gw.peak_rss_mib()
+                label = "gateway pg+redis" + (" (1 proc)" if args.cluster_projector == "inside"
+                                              else "")
+                measure(label, gw.url, gw.key)
+                rss[label] = gw.peak_rss_mib()
             finally:
                 gw.stop()
                 create_schema(schema, drop=True)
@@ -207,10 +213,10 @@ def main() -> int:
         mock.wait(timeout=10)
         shutil.rmtree(scripts, ignore_errors=True)
 
-    print(f"\n{'target':20} {'conns':>5} {'mode':6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+    print(f"\n{'target':28} {'conns':>5} {'mode':6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
           f" {'errors':>6}")
     for target, connections, mode, r in rows:
-        print(f"{target:20} {connections:>5} {mode:6} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} "
+        print(f"{target:28} {connections:>5} {mode:6} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} "
               f"{r['p99_ms']:>8.2f} {r['errors']:>6}")
     direct = {(c, m): r for t, c, m, r in rows if t.startswith("direct")}
     for target, connections, mode, r in rows:
