@@ -59,6 +59,10 @@ class InProcessHoldStore:
             self._balances[account_id] = snapshot
             self._holds.setdefault(account_id, dict(snapshot.open_holds))
 
+    def stale_holds(self, placed_before_epoch: int) -> list[tuple[str, str]]:
+        """Nothing to sweep: in-process holds die with the process that placed them."""
+        return []
+
     def available(self, account_id: str, now_epoch: int) -> int | None:
         with self._lock:
             free = self._free(account_id, now_epoch)

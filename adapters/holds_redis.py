@@ -59,7 +59,7 @@ if ft + fa + fp < amount or ARGV[4] == 'probe' then return {0, int(ft + fa + fp)
 local t = math.min(ft, amount)
 local a = math.min(fa, amount - t)
 local p = amount - t - a
-redis.call('HSET', KEYS[2], ARGV[1], int(t) .. ',' .. int(a) .. ',' .. int(p))
+redis.call('HSET', KEYS[2], ARGV[1], int(t) .. ',' .. int(a) .. ',' .. int(p) .. ',' .. int(now))
 redis.call('HINCRBY', KEYS[1], 'rt', int(t))
 redis.call('HINCRBY', KEYS[1], 'ra', int(a))
 redis.call('HINCRBY', KEYS[1], 'rp', int(p))
@@ -143,6 +143,18 @@ class RedisHoldStore:
         status, free, _, _ = self._place(keys=self._keys(account_id),
                                          args=["", 0, now_epoch, "probe"])
         return None if status == -1 else int(free)
+
+    def stale_holds(self, placed_before_epoch: int) -> list[tuple[str, str]]:
+        """(account, hold) pairs reserved before the given time, for the orphan sweep."""
+        found = []
+        prefix = f"{self.prefix}:holds:"
+        for key in self.client.scan_iter(f"{prefix}*", count=500):
+            account_id = key.decode()[len(prefix):]
+            for hold_id, value in self.client.hgetall(key).items():
+                parts = value.decode().split(",")
+                if len(parts) == 4 and int(parts[3]) < placed_before_epoch:
+                    found.append((account_id, hold_id.decode()))
+        return found
 
     def flush(self) -> None:
         """Test helper: forget this prefix's keys."""

@@ -28,3 +28,15 @@ def sweep_expired_holds(app: Application, open_holds_before, clock: Clock) -> in
         except (DomainError, IntegrityError):
             continue  # it settled meanwhile: exactly one terminal event either way
     return expired
+
+
+def sweep_orphan_holds(holds, hold_recorded, clock: Clock) -> int:
+    """Release reservations whose request never recorded a hold (its worker died between
+    reserving and writing), so they cannot lock a customer's balance for good."""
+    cutoff = int((clock.now() - HOLD_TTL).timestamp())
+    released = 0
+    for account_id, hold_id in holds.stale_holds(cutoff):
+        if not hold_recorded(hold_id):
+            holds.cancel(account_id, hold_id)
+            released += 1
+    return released

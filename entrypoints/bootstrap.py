@@ -25,7 +25,7 @@ from application.catalog import CatalogService, CatalogView
 from application.event_stores import EventStores
 from application.group_commit import GroupCommitWriter
 from application.inference import InferenceService
-from application.sweeper import sweep_expired_holds
+from application.sweeper import sweep_expired_holds, sweep_orphan_holds
 from projections.access import AccessQueries
 from projections.balances import BalanceQueries
 from projections.catalog import CatalogQueries
@@ -166,6 +166,8 @@ class Gateway:
             try:
                 await asyncio.to_thread(sweep_expired_holds, self.stores.requests,
                                         self.balances.expired_holds, self.clock)
+                await asyncio.to_thread(sweep_orphan_holds, self.holds,
+                                        self.balances.hold_recorded, self.clock)
             except Exception:
                 log.exception("hold sweeper failed; retrying in 30 s")
 

@@ -291,6 +291,11 @@ class BalanceQueries:
                           "reference": r[5], "description": r[6]})
         return lines
 
+    def hold_recorded(self, request_id: str) -> bool:
+        with self.db.transaction() as cur:
+            cur.execute("SELECT 1 FROM holds WHERE request_id = %s", (request_id,))
+            return cur.fetchone() is not None
+
     def expired_holds(self, cutoff: str) -> list[str]:
         with self.db.transaction() as cur:
             cur.execute("SELECT request_id FROM holds WHERE ended_at IS NULL AND placed_at < %s",

@@ -109,3 +109,33 @@ def test_a_hold_settled_after_the_sweeper_listed_it_keeps_its_settlement(gateway
                                                  "InferenceRequest.HoldSettled"]
     assert gateway.balances.balance(account_id, int(time.time()))["balance_micros"] == \
         10_000_000 - 300_000
+
+
+def test_a_redis_reservation_whose_request_never_recorded_a_hold_is_released_by_the_sweep(
+        tmp_path):
+    """A worker that died between reserving in Redis and writing HoldPlaced leaves an orphan;
+    the sweep releases it after the hold TTL, and leaves recorded holds to the expiry path."""
+    from datetime import timedelta
+
+    from conftest import close_gateway, open_gateway
+
+    from adapters.clock import FrozenClock
+    from application.sweeper import HOLD_TTL, sweep_orphan_holds
+
+    gateway, schema = open_gateway("sqlite", tmp_path, redis=True)
+    try:
+        account_id = gateway.accounts.open_account("orphan@example.com", "dev", "staff:test")
+        gateway.accounts.grant_credits(account_id, 1_000, "credit for an orphan test",
+                                       "usr_test")
+        gateway.holds.seed(account_id, gateway.balances.seed_snapshot(account_id))
+        clock = FrozenClock()
+        now = int(clock.now().timestamp())
+        assert gateway.holds.place(account_id, "req_orphan", 600, now).status == "reserved"
+        assert gateway.holds.available(account_id, now) == 400
+
+        assert sweep_orphan_holds(gateway.holds, gateway.balances.hold_recorded, clock) == 0
+        clock.advance((HOLD_TTL + timedelta(seconds=1)).total_seconds())
+        assert sweep_orphan_holds(gateway.holds, gateway.balances.hold_recorded, clock) == 1
+        assert gateway.holds.available(account_id, now) == 1_000
+    finally:
+        close_gateway(gateway, schema)
