@@ -28,6 +28,8 @@ class GroupCommitWriter:
         self.on_commit = on_commit
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._pending = 0
+        self._idle = threading.Condition()
         self._thread = threading.Thread(target=self._run, name=f"group-commit-{app.name}",
                                         daemon=True)
         self._thread.start()
@@ -38,8 +40,15 @@ class GroupCommitWriter:
         # it is given even when the batch fails, so the one-by-one retry below would
         # otherwise record nothing and report success for every aggregate in the batch.
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
+        with self._idle:
+            self._pending += 1
         self._queue.put((events, future))
         return future
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until everything submitted so far is committed (or failed)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout=timeout)
 
     async def save(self, *aggregates: Any) -> int:
         """Durably record the aggregates' pending events; returns the last notification id."""
@@ -65,7 +74,12 @@ class GroupCommitWriter:
                     stop = True
                     break
                 batch.append(item)
-            self._commit(batch)
+            try:
+                self._commit(batch)
+            finally:
+                with self._idle:
+                    self._pending -= len(batch)
+                    self._idle.notify_all()
             if stop:
                 return
 

@@ -236,11 +236,10 @@ class InferenceService:
             payload["model"] = call.chat.model
             choices = payload.get("choices") or [{}]
             finish = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
-        saved = self._settle(call, offer, usage, source, finish, ttfb, False)
-        try:
-            await asyncio.wrap_future(saved)
-        except Exception:  # the hold stays open and the sweeper expires it at no charge
-            pass
+        # The hold is already durable; the settlement commits right behind the answer, as
+        # for streams. A crash in between leaves the hold to the sweeper, which charges 0:
+        # never a wrong charge, at worst an uncharged answer.
+        self._settle(call, offer, usage, source, finish, ttfb, False)
         return InferenceResponse(200, self._headers(call, offer), _encode(payload))
 
     # -- streaming ------------------------------------------------------------------------

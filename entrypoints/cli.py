@@ -46,8 +46,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
           f"holds: {'Redis' if settings.redis_url else 'in-process'})", flush=True)
     print("first run? create the owner and a staff token with: "
           f"gatewayz admin bootstrap --data-dir {settings.data_dir}", flush=True)
+    # proxy_headers off: the client address is the socket peer unless a trusted proxy range
+    # is configured (spec 1.6), and uvicorn's default would trust X-Forwarded-For.
     uvicorn.run(create_app(gateway), host=args.host, port=args.port, log_level="warning",
-                access_log=False, timeout_graceful_shutdown=5)
+                access_log=False, timeout_graceful_shutdown=5, proxy_headers=False)
     return 0
 
 

@@ -48,32 +48,30 @@ async def chat_completions(request: Request) -> Response:
 
 async def _unless_client_leaves(request: Request, work):
     """Run the use case, cancelling it (and so the upstream call) if the client disconnects
-    before it answers; None then. The body has been read, so receive() only reports that."""
+    before it answers; None then. The body has been read, so receive() only reports that.
+    One watcher task per request; the work runs in the handler's own task."""
     import asyncio
 
-    async def disconnected() -> None:
+    handler = asyncio.current_task()
+    left = False
+
+    async def watch() -> None:
+        nonlocal left
         while (await request.receive())["type"] != "http.disconnect":
             pass
+        left = True
+        handler.cancel()
 
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(disconnected())
+    watcher = asyncio.get_running_loop().create_task(watch())
     try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        task.cancel()
-        raise
+        return await work
+    except asyncio.CancelledError:
+        if not left:
+            raise
+        handler.uncancel()
+        return None
     finally:
         watcher.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
-    except Exception:  # the client is gone; nobody is left to tell
-        pass
-    return None
 
 
 async def _recorded(stream, gw, scope: str, key: str):

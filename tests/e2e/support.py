@@ -64,7 +64,9 @@ def post_chat(served, key: str | None, body: Any = None, *, content: bytes | Non
 
 
 def positions(served) -> dict[str, int]:
-    """The last notification id of every bounded context's event store."""
+    """The last notification id of every bounded context's event store, once the request
+    writer has committed what it was handed (settlements follow answers by a moment)."""
+    assert served.gateway.writer.wait_idle()
     return {name: app.recorder.max_notification_id() or 0
             for name, app in served.gateway.stores.by_context().items()}
 
