@@ -17,7 +17,7 @@ from application.ports import Clock
 from domain.catalog import PROTOCOLS, Model, Provider
 from domain.errors import DomainError
 from domain.network_rules import BaseUrlError, parse_base_url
-from domain.pricing import PriceError, Prices, is_premium_model
+from domain.pricing import PriceError, Prices
 
 SLUG = re.compile(r"^[a-z0-9-]{2,40}$")
 MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*/[A-Za-z0-9][A-Za-z0-9._:/-]{0,200}$")
@@ -106,7 +106,7 @@ class CatalogView:
 
 class CatalogService:
     def __init__(self, stores: EventStores, vault: SecretVault, clock: Clock,
-                 wait: Callable[[str, int], None], allow_private_default: bool = False) -> None:
+                 wait: Callable[[str, int], None]) -> None:
         self.app = stores.catalog
         self.vault = vault
         self.clock = clock
@@ -199,10 +199,6 @@ class CatalogService:
         model.set_price(slug, prices.to_json(), native, max_out,
                         self.clock.now().isoformat(), actor)
         self.wait("catalog", self.app.save(model)[-1].notification.id)
-
-
-def premium_without_price(model_id: str, offers: list[Offer]) -> bool:
-    return not offers and is_premium_model(model_id)
 
 
 def _int_in(value: object, low: int, high: int, param: str) -> None:

@@ -16,6 +16,3 @@ class DomainError(Exception):
         self.param = param
         self.details = details
 
-
-def invalid(message: str, param: str | None = None, code: str = "invalid_request") -> DomainError:
-    return DomainError(code, message, param=param)

@@ -23,6 +23,3 @@ def stream_uuid(stream_name: str) -> UUID:
     """
     return uuid5(STREAM_NAMESPACE, stream_name)
 
-
-def has_prefix(value: object, prefix: str) -> bool:
-    return isinstance(value, str) and value.startswith(prefix + "_") and len(value) == len(prefix) + 27

@@ -6,8 +6,6 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.ids import stream_uuid
 
-ROLES = ("user", "developer", "admin", "owner")
-STAFF_ROLES = ("admin", "owner")
 GRANTABLE_PERMISSIONS = ("finance:read", "audit:read", "audit:verify")
 
 

@@ -109,12 +109,6 @@ class AccessQueries:
                         "status <> 'revoked'", (account_id,))
             return [r[0] for r in cur.fetchall()]
 
-    def key_account(self, key_id: str) -> str | None:
-        with self.db.transaction() as cur:
-            cur.execute("SELECT account_id FROM api_keys WHERE key_id = %s", (key_id,))
-            row = cur.fetchone()
-        return row[0] if row else None
-
     def keys_of(self, account_id: str) -> list[dict]:
         with self.db.transaction() as cur:
             cur.execute(
