@@ -30,4 +30,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/pytest -q
 
 bench: $(VENV)/.installed-test
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	bash .ci/services
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/replay.py

@@ -198,7 +198,8 @@ def main() -> int:
             create_schema(schema)
             gw = Gateway("cluster", mock_port, {
                 "DATABASE_URL": PG_URL, "GATEWAYZ_DB_SCHEMA": schema, "REDIS_URL": REDIS_URL,
-                "GATEWAYZ_KEY_PEPPER": "bench-pepper-of-at-least-thirty-two-bytes"},
+                "GATEWAYZ_KEY_PEPPER": "bench-pepper-of-at-least-thirty-two-bytes",
+                "GATEWAYZ_MASTER_KEY": "00" * 32},
                 separate_projector=args.cluster_projector == "separate")
             try:
                 label = "gateway pg+redis" + (" (1 proc)" if args.cluster_projector == "inside"

@@ -67,8 +67,12 @@ class Gateway:
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if settings.database_url:
             config = StoreConfig.from_url(settings.database_url, settings.schema)
+            # Every worker must hash keys and decrypt secrets alike: no per-machine files.
             if settings.key_pepper is None:
                 raise SystemExit("GATEWAYZ_KEY_PEPPER (>= 32 bytes) is required with "
+                                 "DATABASE_URL")
+            if settings.master_key is None:
+                raise SystemExit("GATEWAYZ_MASTER_KEY (64 hex characters) is required with "
                                  "DATABASE_URL")
         elif settings.memory_events:
             config = StoreConfig.memory(str(data_dir / "read-models.sqlite"))
@@ -78,6 +82,8 @@ class Gateway:
         if len(pepper) < 32:
             raise SystemExit("the key pepper must be at least 32 bytes")
         master = settings.master_key or load_or_create_secret(data_dir / "master-key")
+        if len(master) != 32:
+            raise SystemExit("the master key must be 32 bytes (64 hex characters)")
         self.config = config
         self.clock = SystemClock()
         self.db = open_database(config)
