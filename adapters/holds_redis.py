@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import redis
 
-from application.ports import BalanceSnapshot, HoldOutcome
+from application.ports import BalanceSnapshot, HoldOutcome, HoldStoreUnavailable
 
 # Lua numbers are doubles: format them as plain integers, never "-0" or "1e+14".
 _INT = """
@@ -109,8 +109,11 @@ class RedisHoldStore:
         return [f"{self.prefix}:bal:{account_id}", f"{self.prefix}:holds:{account_id}"]
 
     def place(self, account_id: str, hold_id: str, amount: int, now_epoch: int) -> HoldOutcome:
-        status, a, b, c = self._place(keys=self._keys(account_id),
-                                      args=[hold_id, amount, now_epoch])
+        try:
+            status, a, b, c = self._place(keys=self._keys(account_id),
+                                          args=[hold_id, amount, now_epoch])
+        except redis.RedisError as error:
+            raise HoldStoreUnavailable(str(error)) from None
         if status == -1:
             return HoldOutcome("unknown_account")
         if status == 0:
@@ -119,7 +122,10 @@ class RedisHoldStore:
                                                          "purchased": int(c)})
 
     def cancel(self, account_id: str, hold_id: str) -> None:
-        self._cancel(keys=self._keys(account_id), args=[hold_id])
+        try:
+            self._cancel(keys=self._keys(account_id), args=[hold_id])
+        except redis.RedisError as error:
+            raise HoldStoreUnavailable(str(error)) from None
 
     @staticmethod
     def _snapshot_args(snapshot: BalanceSnapshot, seeding: bool) -> list:
@@ -136,8 +142,11 @@ class RedisHoldStore:
         holds: list = []
         for hold_id, parts in snapshot.open_holds.items():
             holds += [hold_id, parts["trial"], parts["allowance"], parts["purchased"]]
-        self._publish(keys=self._keys(account_id),
-                      args=self._snapshot_args(snapshot, True) + holds)
+        try:
+            self._publish(keys=self._keys(account_id),
+                          args=self._snapshot_args(snapshot, True) + holds)
+        except redis.RedisError as error:
+            raise HoldStoreUnavailable(str(error)) from None
 
     def available(self, account_id: str, now_epoch: int) -> int | None:
         status, free, _, _ = self._place(keys=self._keys(account_id),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -16,7 +17,13 @@ from application.access import model_allowed
 from application.catalog import BUILTIN_PROVIDER, ECHO_MODEL, CatalogView, Offer, ProviderInfo
 from application.chat_request import ChatRequest
 from application.group_commit import GroupCommitWriter
-from application.ports import Clock, HoldStore, ProviderClient, ProviderTarget
+from application.ports import (
+    Clock,
+    HoldStore,
+    HoldStoreUnavailable,
+    ProviderClient,
+    ProviderTarget,
+)
 from application.principals import KeyPrincipal
 from application.usage_meter import StreamMeter, estimated_usage, usage_from
 from domain import pools
@@ -134,7 +141,8 @@ class InferenceService:
         try:
             await self.writer.save(aggregate)
         except Exception:
-            self.holds.cancel(account_id, request_id)
+            with contextlib.suppress(HoldStoreUnavailable):  # else the orphan sweep frees it
+                self.holds.cancel(account_id, request_id)
             raise DomainError("service_unavailable",
                               "billing is unavailable; the request was not sent") from None
         call = _Call(request_id, chat, principal, offers, aggregate, time.monotonic())
@@ -147,14 +155,21 @@ class InferenceService:
 
     async def _reserve(self, account_id: str, request_id: str, amount: int) -> dict[str, int]:
         now = int(self.clock.now().timestamp())
-        outcome = self.holds.place(account_id, request_id, amount, now)
-        if outcome.status == "unknown_account":
-            snapshot = await asyncio.to_thread(self.seed_balance, account_id)
-            if snapshot is None:
-                raise DomainError("insufficient_credits", "this account has no balance yet",
-                                  details={"available_micros": 0, "required_micros": amount})
-            self.holds.seed(account_id, snapshot)
+        try:
             outcome = self.holds.place(account_id, request_id, amount, now)
+            if outcome.status == "unknown_account":
+                snapshot = await asyncio.to_thread(self.seed_balance, account_id)
+                if snapshot is None:
+                    raise DomainError("insufficient_credits",
+                                      "this account has no balance yet",
+                                      details={"available_micros": 0, "required_micros": amount})
+                self.holds.seed(account_id, snapshot)
+                outcome = self.holds.place(account_id, request_id, amount, now)
+        except HoldStoreUnavailable:
+            # Without the shared hold store no worker can prove the balance covers the
+            # request: refuse (retryable) rather than risk spending money twice.
+            raise DomainError("service_unavailable",
+                              "billing holds are unavailable; retry shortly") from None
         if outcome.status != "reserved":
             raise DomainError("insufficient_credits",
                               "the balance does not cover this request's maximum cost",

@@ -34,6 +34,10 @@ class HoldOutcome:
     available: int = 0
 
 
+class HoldStoreUnavailable(Exception):
+    """The shared hold store cannot be reached; money must not move without it."""
+
+
 class HoldStore(Protocol):
     """Atomic check-and-reserve against projected balance minus open holds (6.4)."""
 
