@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
@@ -25,7 +24,8 @@ from application.ports import (
     ProviderTarget,
 )
 from application.principals import KeyPrincipal
-from application.usage_meter import StreamMeter, estimated_usage, usage_from
+from application.sse_relay import SseRelay, stream_error_event
+from application.usage_meter import estimated_usage, usage_from
 from domain import pools
 from domain.errors import DomainError
 from domain.inference_request import InferenceRequest
@@ -265,8 +265,7 @@ class InferenceService:
                                  stream=self._relay(call, offer, upstream))
 
     async def _relay(self, call: _Call, offer: Offer, upstream: Any) -> AsyncIterator[bytes]:
-        meter = StreamMeter()
-        rewriter = _ModelRewriter(call.chat.model)
+        meter = SseRelay(call.chat.model)
         ttfb = 0
         disconnected = False
         failed = False
@@ -274,28 +273,27 @@ class InferenceService:
             async for data in upstream.chunks():
                 if not ttfb:
                     ttfb = _ms(call.started)
-                meter.feed(data)
-                out = rewriter.feed(data)
+                out = meter.feed(data)
                 if out:
                     yield out
-            tail = rewriter.flush()
+            tail = meter.flush()
             if tail:
                 yield tail
             if not meter.done and not meter.error:
                 failed = True
-                yield _stream_error(call.request_id)
+                yield stream_error_event(call.request_id)
         except (GeneratorExit, asyncio.CancelledError):
             disconnected = True
             raise
         except Exception:
             failed = True
             # 9.7: once bytes have gone out, end with an error event and no [DONE].
-            yield _stream_error(call.request_id)
+            yield stream_error_event(call.request_id)
         finally:
             upstream.close()
             self._finish_stream(call, offer, meter, ttfb, disconnected, failed)
 
-    def _finish_stream(self, call: _Call, offer: Offer, meter: StreamMeter, ttfb: int,
+    def _finish_stream(self, call: _Call, offer: Offer, meter: SseRelay, ttfb: int,
                        disconnected: bool, failed: bool) -> None:
         if call.aggregate.outcome is not None:
             return
@@ -346,50 +344,6 @@ class InferenceService:
 
     def _headers(self, call: _Call, offer: Offer) -> dict[str, str]:
         return {"x-gatewayz-provider": offer.provider.slug, "x-gatewayz-model": call.chat.model}
-
-
-def _stream_error(request_id: str) -> bytes:
-    return b"data: " + _encode({"error": {
-        "message": "the provider stream ended unexpectedly", "type": "server_error",
-        "param": None, "code": "provider_error", "request_id": request_id}}) + b"\n\n"
-
-
-class _ModelRewriter:
-    """Rewrites ``model`` in each SSE data chunk to the canonical id the client asked for
-    (9.1), as the non-streaming path does; passes whole events through, in order."""
-
-    def __init__(self, model: str) -> None:
-        self.model = model
-        self._buffer = b""
-
-    def feed(self, data: bytes) -> bytes:
-        self._buffer += data
-        lf, crlf = self._buffer.rfind(b"\n\n"), self._buffer.rfind(b"\r\n\r\n")
-        cut = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
-        if not cut:
-            return b""
-        ready, self._buffer = self._buffer[:cut], self._buffer[cut:]
-        return _SSE_DATA.sub(self._line, ready)
-
-    def flush(self) -> bytes:
-        rest, self._buffer = self._buffer, b""
-        return rest
-
-    def _line(self, match: re.Match) -> bytes:
-        payload = match.group(2)
-        if b'"model"' not in payload:
-            return match.group(0)
-        try:
-            chunk = _decode(payload)
-        except msgspec.DecodeError:
-            return match.group(0)
-        if not isinstance(chunk, dict) or not isinstance(chunk.get("model"), str):
-            return match.group(0)
-        chunk["model"] = self.model
-        return match.group(1) + _encode(chunk)
-
-
-_SSE_DATA = re.compile(rb"^(data: ?)(.+?)(?=\r?$)", re.MULTILINE)
 
 
 def _ms(since: float) -> int:

@@ -1,4 +1,4 @@
-"""Reads token usage from provider responses and taps it from SSE streams as they pass."""
+"""Token usage: as the provider reports it, or estimated from text when it does not."""
 
 from __future__ import annotations
 
@@ -53,60 +53,3 @@ def estimated_usage(messages: list, output_text: str) -> TokenUsage:
     """The fallback when the provider reports nothing: 1 token per 4 characters, rounded up."""
     return TokenUsage(prompt_tokens=estimate_text_tokens(message_text(messages)),
                       completion_tokens=estimate_text_tokens(output_text))
-
-
-class StreamMeter:
-    """Watches SSE bytes go by: text generated, provider usage, finish reason, [DONE]."""
-
-    def __init__(self) -> None:
-        self._buffer = b""
-        self.text: list[str] = []
-        self.usage: TokenUsage | None = None
-        self.finish_reason: str | None = None
-        self.done = False
-        self.content_chunks = 0
-        self.error = False
-
-    def feed(self, data: bytes) -> None:
-        self._buffer += data
-        while True:
-            cut = self._buffer.find(b"\n\n")
-            if cut < 0:
-                return
-            event, self._buffer = self._buffer[:cut], self._buffer[cut + 2:]
-            for line in event.split(b"\n"):
-                if line.startswith(b"data:"):
-                    self._data(line[5:].strip())
-
-    def _data(self, data: bytes) -> None:
-        if data == b"[DONE]":
-            self.done = True
-            return
-        try:
-            chunk = _decode(data)
-        except msgspec.DecodeError:
-            return
-        if not isinstance(chunk, dict):
-            return
-        if "error" in chunk:
-            self.error = True
-        usage = usage_from(chunk)
-        if usage is not None:
-            self.usage = usage
-        for choice in chunk.get("choices") or ():
-            if not isinstance(choice, dict):
-                continue
-            delta = choice.get("delta") or {}
-            content = delta.get("content") if isinstance(delta, dict) else None
-            if isinstance(content, str) and content:
-                self.text.append(content)
-                self.content_chunks += 1
-            elif isinstance(delta, dict) and delta.get("tool_calls"):
-                self.content_chunks += 1
-                self.text.append(msgspec.json.encode(delta["tool_calls"]).decode())
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
-
-    @property
-    def output_text(self) -> str:
-        return "".join(self.text)
