@@ -9,8 +9,10 @@ throughput under heavy load.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -28,8 +30,11 @@ class GroupCommitWriter:
         self.on_commit = on_commit
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._pending = 0
-        self._idle = threading.Condition()
+        # Counters rather than a lock: the request path pays one increment, and only
+        # wait_idle (tests, shutdown) polls.
+        self._submitted = itertools.count(1)
+        self._last_submitted = 0
+        self._finished = 0
         self._thread = threading.Thread(target=self._run, name=f"group-commit-{app.name}",
                                         daemon=True)
         self._thread.start()
@@ -40,15 +45,19 @@ class GroupCommitWriter:
         # it is given even when the batch fails, so the one-by-one retry below would
         # otherwise record nothing and report success for every aggregate in the batch.
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
-        with self._idle:
-            self._pending += 1
+        self._last_submitted = next(self._submitted)  # atomic in CPython
         self._queue.put((events, future))
         return future
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until everything submitted so far is committed (or failed)."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._pending == 0, timeout=timeout)
+        target = self._last_submitted
+        deadline = time.monotonic() + timeout
+        while self._finished < target:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+        return True
 
     async def save(self, *aggregates: Any) -> int:
         """Durably record the aggregates' pending events; returns the last notification id."""
@@ -77,9 +86,7 @@ class GroupCommitWriter:
             try:
                 self._commit(batch)
             finally:
-                with self._idle:
-                    self._pending -= len(batch)
-                    self._idle.notify_all()
+                self._finished += len(batch)
             if stop:
                 return
 
