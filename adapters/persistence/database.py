@@ -125,4 +125,4 @@ def open_database(config: StoreConfig) -> SqliteDatabase | PostgresDatabase:
     if config.kind == "postgres":
         assert config.postgres is not None
         return PostgresDatabase(config.postgres, config.schema)
-    return SqliteDatabase(config.sqlite_path)
+    return SqliteDatabase(config.read_model_path)
