@@ -43,8 +43,8 @@ def dumps(value: Any) -> str:
 
 
 # Stream ids are uuid5 of the natural id, so stream -> natural id never changes and may be
-# remembered in any process. Skipping the lookup query matters on PostgreSQL, where the
-# projector sends a batch's writes in pipeline mode and every read is a round trip.
+# remembered in any process. Skipping the lookup query matters on PostgreSQL, where every
+# statement is a round trip.
 _REFS: dict[str, str] = {}
 _REFS_MAX = 200_000
 

@@ -90,7 +90,7 @@ class Projector:
             return 0
         last = notes[-1].id
         effects = BatchEffects()
-        with self.db.transaction(pipeline=True) as cur:
+        with self.db.transaction() as cur:
             # Re-read under the lock: another projector may have moved on meanwhile.
             tracked = self._tracked(cur, context, readers)
             for note in notes:

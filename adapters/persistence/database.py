@@ -24,7 +24,7 @@ class Cursor(Protocol):
 class Database(Protocol):
     dialect: str
 
-    def transaction(self, pipeline: bool = False) -> Any: ...
+    def transaction(self) -> Any: ...
     def close(self) -> None: ...
 
 
@@ -72,7 +72,7 @@ class SqliteDatabase:
         return conn
 
     @contextmanager
-    def transaction(self, pipeline: bool = False) -> Iterator[_SqliteCursor]:
+    def transaction(self) -> Iterator[_SqliteCursor]:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -105,14 +105,8 @@ class PostgresDatabase:
         )
 
     @contextmanager
-    def transaction(self, pipeline: bool = False) -> Iterator[Any]:
-        """With ``pipeline``, statements are sent without waiting for each reply (psycopg
-        pipeline mode); reads still work but each one waits for everything before it."""
+    def transaction(self) -> Iterator[Any]:
         with self.pool.connection() as conn:
-            if pipeline:
-                with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
-                    yield cur
-                return
             with conn.transaction():
                 with conn.cursor() as cur:
                     yield cur
