@@ -19,8 +19,12 @@ COPY entrypoints ./entrypoints
 COPY migrations ./migrations
 
 RUN pip install . \
-    && useradd --system --uid 10001 --no-create-home gatewayz
+    && useradd --system --uid 10001 --no-create-home gatewayz \
+    && mkdir -p /data && chown gatewayz /data && chmod 0700 /data
 
+# The data directory holds the serve lock (and, without DATABASE_URL, the SQLite files);
+# /app belongs to root, so it lives in a directory the service user owns.
+ENV GATEWAYZ_DATA_DIR=/data
 USER gatewayz
 
 EXPOSE 8080
