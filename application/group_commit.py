@@ -13,7 +13,6 @@ import itertools
 import queue
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -24,10 +23,8 @@ _STOP = object()
 
 
 class GroupCommitWriter:
-    def __init__(self, app: Application, on_commit: Callable[[int], None] | None = None,
-                 max_batch: int = 512) -> None:
+    def __init__(self, app: Application, max_batch: int = 512) -> None:
         self.app = app
-        self.on_commit = on_commit
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         # Counters rather than a lock: the request path pays one increment, and only
@@ -108,8 +105,6 @@ class GroupCommitWriter:
         for _, future in batch:
             if not future.done():
                 future.set_result(last)
-        if self.on_commit is not None and last:
-            self.on_commit(last)
 
 
 def _fail(batch: list, error: BaseException) -> None:

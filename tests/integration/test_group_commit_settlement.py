@@ -138,7 +138,7 @@ def test_a_conflict_inside_a_batch_fails_only_the_conflicting_save_and_keeps_its
     rival = gateway.stores.requests.repository.get(contested.id)
     rival.expire()
     gated = GatedApp(gateway.stores.requests)
-    writer = GroupCommitWriter(gated, on_commit=gateway.projector.wake)
+    writer = GroupCommitWriter(gated)
     try:
         blocker = settle_via_writer_of(writer, first, 1_000)  # the writer waits on the gate
         time.sleep(0.05)
