@@ -6,9 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import DomainError
+from domain.hold_sizing import LIMIT_FIELDS
 
 MAX_MESSAGES = 2048
 MAX_N = 8
+MAX_TOOLS = 128
+# Far above any model's output window; a larger number is a mistake or an attack on the hold.
+MAX_OUTPUT_LIMIT = 1_000_000
 UNSUPPORTED = ("store", "audio", "prediction")
 
 
@@ -19,18 +23,32 @@ class ChatRequest:
     messages: list
     stream: bool
     include_usage: bool
+    n: int = 1
+    requested_limit: int | None = None  # the smallest output limit the client sent
 
 
 def _bad(message: str, param: str | None, code: str = "invalid_request") -> DomainError:
     return DomainError(code, message, param=param)
 
 
-def _positive_int(body: dict, name: str) -> None:
+def _limit(body: dict, name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_OUTPUT_LIMIT:
+        raise _bad(f"{name} must be an integer from 1 to {MAX_OUTPUT_LIMIT}", name)
+    return value
+
+
+def _bounded_array(body: dict, name: str) -> None:
     value = body.get(name)
     if value is None:
         return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise _bad(f"{name} must be a positive integer", name)
+    if not isinstance(value, list) or len(value) > MAX_TOOLS:
+        raise _bad(f"{name} must be an array of at most {MAX_TOOLS} entries", name)
+    for index, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            raise _bad(f"each entry of {name} must be an object", f"{name}[{index}]")
 
 
 def parse_chat(body: Any) -> ChatRequest:
@@ -53,10 +71,13 @@ def parse_chat(body: Any) -> ChatRequest:
     if not isinstance(stream, bool):
         raise _bad("stream must be a boolean", "stream")
     n = body.get("n")
-    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_N):
+    if n is None:
+        n = 1
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_N:
         raise _bad(f"n must be an integer from 1 to {MAX_N}", "n")
-    for name in ("max_tokens", "max_completion_tokens"):
-        _positive_int(body, name)
+    limits = [v for v in (_limit(body, name) for name in LIMIT_FIELDS) if v is not None]
+    for name in ("tools", "functions"):
+        _bounded_array(body, name)
     temperature = body.get("temperature")
     if temperature is not None and (isinstance(temperature, bool) or
                                     not isinstance(temperature, int | float) or
@@ -71,6 +92,34 @@ def parse_chat(body: Any) -> ChatRequest:
     if options is not None:
         if not isinstance(options, dict):
             raise _bad("stream_options must be an object", "stream_options")
-        include_usage = bool(options.get("include_usage", False))
+        flag = options.get("include_usage")
+        if flag is not None and not isinstance(flag, bool):
+            raise _bad("stream_options.include_usage must be a boolean",
+                       "stream_options.include_usage")
+        include_usage = flag is True
     return ChatRequest(body=body, model=model.strip(), messages=messages, stream=stream,
-                       include_usage=include_usage)
+                       include_usage=include_usage, n=n,
+                       requested_limit=min(limits) if limits else None)
+
+
+def upstream_chat_body(chat: ChatRequest, native_model_id: str, limit: int) -> dict[str, Any]:
+    """The body sent to a provider: the client's JSON with the provider's model id and exactly
+    one output-limit field set to ``limit`` (so the provider cannot out-spend the hold), and,
+    for streams, usage always requested. ``chat.body`` is never modified."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError("limit must be a positive integer")
+    source = chat.body
+    body = dict(source)
+    body["model"] = native_model_id
+    body.pop("max_output_tokens", None)  # a Responses API field, not a chat-completions one
+    if source.get("max_tokens") is not None and source.get("max_completion_tokens") is None:
+        body["max_tokens"] = limit
+        body.pop("max_completion_tokens", None)
+    else:
+        body["max_completion_tokens"] = limit
+        body.pop("max_tokens", None)
+    if chat.stream:
+        options = source.get("stream_options")
+        body["stream_options"] = {**(options if isinstance(options, dict) else {}),
+                                  "include_usage": True}
+    return body

@@ -13,8 +13,13 @@ _decode = msgspec.json.Decoder().decode
 
 
 class SseRelay:
-    def __init__(self, model: str) -> None:
+    """``strip_usage``: usage was requested upstream for billing but not by the client, so the
+    usage-only chunk is tapped and dropped and no forwarded chunk carries a ``usage`` key,
+    which is what the client would see had it not been requested."""
+
+    def __init__(self, model: str, strip_usage: bool = False) -> None:
         self.model = model
+        self.strip_usage = strip_usage
         self._buffer = b""
         self.text: list[str] = []
         self.usage: TokenUsage | None = None
@@ -30,20 +35,34 @@ class SseRelay:
         if cut < 0:
             return b""
         ready, self._buffer = self._buffer[:cut], self._buffer[cut + 2:]
-        return b"".join(self._event(event) + b"\n\n" for event in ready.split(b"\n\n"))
+        out = []
+        for event in ready.split(b"\n\n"):
+            relayed = self._event(event)
+            if relayed is not None:
+                out.append(relayed)
+                out.append(b"\n\n")
+        return b"".join(out)
 
     def flush(self) -> bytes:
+        """What is left after the last blank line, as it came; when stripping usage it is
+        read like any event first, so a final usage chunk is billed and not forwarded."""
         rest, self._buffer = self._buffer, b""
+        if self.strip_usage and rest.strip():
+            return self._event(rest.rstrip(b"\n")) or b""
         return rest
 
-    def _event(self, event: bytes) -> bytes:
+    def _event(self, event: bytes) -> bytes | None:
+        """The event to forward, or None to drop it."""
         lines = event.split(b"\n")
         for index, line in enumerate(lines):
             if line.startswith(b"data:"):
-                lines[index] = self._data(line, line[5:].strip())
+                relayed = self._data(line, line[5:].strip())
+                if relayed is None:
+                    return None
+                lines[index] = relayed
         return b"\n".join(lines)
 
-    def _data(self, line: bytes, payload: bytes) -> bytes:
+    def _data(self, line: bytes, payload: bytes) -> bytes | None:
         if payload == b"[DONE]":
             self.done = True
             return line
@@ -54,10 +73,17 @@ class SseRelay:
         if not isinstance(chunk, dict):
             return line
         self._tap(chunk)
-        if not isinstance(chunk.get("model"), str):
-            return line
-        chunk["model"] = self.model
-        return b"data: " + _encode(chunk)
+        changed = False
+        if self.strip_usage and "usage" in chunk:
+            if (isinstance(chunk["usage"], dict) and not chunk.get("choices")
+                    and "error" not in chunk):
+                return None  # the usage-only chunk the client did not ask for
+            del chunk["usage"]
+            changed = True
+        if isinstance(chunk.get("model"), str):
+            chunk["model"] = self.model
+            changed = True
+        return b"data: " + _encode(chunk) if changed else line
 
     def _tap(self, chunk: dict) -> None:
         if "error" in chunk:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import msgspec
@@ -10,28 +11,53 @@ from domain.pricing import TokenUsage, estimate_text_tokens
 
 _decode = msgspec.json.Decoder().decode
 
+# Above any real context window (and below 2**31): a provider reporting more is wrong or
+# hostile, and its number must not reach cost arithmetic or a database column unbounded.
+MAX_REPORTED_TOKENS = 1_000_000_000
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+class _Counter:
+    """Reads reported counts: a number is rounded up (a float such as 12.0 or 1e20 is still
+    the provider's claim, not nothing, which would under-charge); anything else or a
+    negative -> 0; above the bound -> the bound, flagged."""
+
+    __slots__ = ("clamped",)
+
+    def __init__(self) -> None:
+        self.clamped = False
+
+    def __call__(self, value: Any) -> int:
+        if isinstance(value, float):
+            if value != value or value < 0:  # NaN or negative
+                return 0
+            value = MAX_REPORTED_TOKENS + 1 if value > MAX_REPORTED_TOKENS else math.ceil(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return 0
+        if value > MAX_REPORTED_TOKENS:
+            self.clamped = True
+            return MAX_REPORTED_TOKENS
+        return value
 
 
 def usage_from(payload: Any) -> TokenUsage | None:
-    """The provider-reported usage object, or None when absent or unusable."""
+    """The provider-reported usage object, or None when absent or unusable. Never raises;
+    every count is clamped to MAX_REPORTED_TOKENS and ``clamped`` says whether one was."""
     if not isinstance(payload, dict) or not isinstance(payload.get("usage"), dict):
         return None
     usage = payload["usage"]
-    prompt = _int(usage.get("prompt_tokens"))
-    completion = _int(usage.get("completion_tokens"))
-    prompt_details = usage.get("prompt_tokens_details") or {}
-    completion_details = usage.get("completion_tokens_details") or {}
-    cached = _int(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0
-    reasoning = (_int(completion_details.get("reasoning_tokens"))
+    count = _Counter()
+    prompt = count(usage.get("prompt_tokens"))
+    completion = count(usage.get("completion_tokens"))
+    prompt_details = usage.get("prompt_tokens_details")
+    completion_details = usage.get("completion_tokens_details")
+    cached = count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0
+    reasoning = (count(completion_details.get("reasoning_tokens"))
                  if isinstance(completion_details, dict) else 0)
     try:
         return TokenUsage(prompt_tokens=prompt, cached_tokens=min(cached, prompt),
                           completion_tokens=completion,
-                          reasoning_tokens=min(reasoning, completion))
-    except ValueError:
+                          reasoning_tokens=min(reasoning, completion), clamped=count.clamped)
+    except ValueError:  # pragma: no cover - the counts above always make a valid usage
         return None
 
 

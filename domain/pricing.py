@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import fnmatch
-import json
 import re
 from dataclasses import dataclass, fields
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+# The estimators live in domain.hold_sizing; re-exported here, where callers always found them.
+from domain.hold_sizing import estimate_input_tokens as estimate_input_tokens
+from domain.hold_sizing import estimate_request_input_tokens as estimate_request_input_tokens
+from domain.hold_sizing import estimate_text_tokens as estimate_text_tokens
+from domain.hold_sizing import output_limit as output_limit
 
 # 1 USD per million tokens is exactly 1 micro-USD per token, so a USD/M price
 # is a per-token price in micros. Scaling by 10**6 turns any valid price (at
@@ -134,19 +139,30 @@ def _check_count(value: object, name: str) -> int:
     return value
 
 
+_COUNT_FIELDS = ("prompt_tokens", "cached_tokens", "cache_write_tokens", "completion_tokens",
+                 "reasoning_tokens")
+
+
 @dataclass(frozen=True)
 class TokenUsage:
-    """Token counts in OpenAI semantics: prompt includes cached/cache-write, completion includes reasoning."""
+    """Token counts in OpenAI semantics: prompt includes cached/cache-write, completion includes reasoning.
+
+    ``clamped`` records that the provider reported a count above the sane bound and it was cut
+    down to it (application.usage_meter); it is not a count and takes no part in the cost.
+    """
 
     prompt_tokens: int = 0
     cached_tokens: int = 0
     cache_write_tokens: int = 0
     completion_tokens: int = 0
     reasoning_tokens: int = 0
+    clamped: bool = False
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            _check_count(getattr(self, f.name), f.name)
+        for name in _COUNT_FIELDS:
+            _check_count(getattr(self, name), name)
+        if not isinstance(self.clamped, bool):
+            raise ValueError("clamped must be a boolean")
         if self.cached_tokens + self.cache_write_tokens > self.prompt_tokens:
             raise ValueError("cached_tokens + cache_write_tokens must not exceed prompt_tokens")
         if self.reasoning_tokens > self.completion_tokens:
@@ -181,90 +197,23 @@ def cost_micros(prices: Prices, usage: TokenUsage) -> int:
     return _ceil_div(total, _SCALE)
 
 
-def hold_micros(prices: Prices, estimated_input_tokens: int, output_limit: int) -> int:
-    """Amount to reserve before a call: every input token at full price, every allowed output token at the dearer output rate."""
+def hold_micros(prices: Prices, estimated_input_tokens: int, output_limit: int,
+                n: int = 1) -> int:
+    """Amount to reserve before a call: the dearest price any usage within the limits can reach.
+
+    Every estimated input token at the dearest input rate (plain, cached or cache write), and
+    ``n`` choices of up to ``output_limit`` tokens each at the dearer of output and reasoning,
+    rounded up once on the total.
+    """
     _check_count(estimated_input_tokens, "estimated_input_tokens")
     _check_count(output_limit, "output_limit")
-    output_p = _scaled(prices.output)
-    if prices.reasoning is not None:
-        output_p = max(output_p, _scaled(prices.reasoning))
-    total = estimated_input_tokens * _scaled(prices.input) + output_limit * output_p
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError("n must be a positive integer")
+    input_p = max(_scaled(p) for p in (prices.input, prices.cached_input, prices.cache_write)
+                  if p is not None)
+    output_p = max(_scaled(p) for p in (prices.output, prices.reasoning) if p is not None)
+    total = estimated_input_tokens * input_p + n * output_limit * output_p
     return _ceil_div(total, _SCALE)
-
-
-def estimate_text_tokens(text: str) -> int:
-    """Fallback token count for text when the provider reports none: 4 characters per token."""
-    return _ceil_div(len(text), 4)
-
-
-_IMAGE_TOKENS = 1600
-_PER_MESSAGE_TOKENS = 8
-_TEXT_PART_TYPES = frozenset({"text", "input_text"})
-_IMAGE_PART_TYPES = frozenset({"image_url", "input_image", "image"})
-
-
-def _utf8_len(value: object) -> int:
-    if isinstance(value, str):
-        # Lone surrogates can arrive from JSON; they must be counted, not crash.
-        return len(value.encode("utf-8", "surrogatepass"))
-    if value is None:
-        return 0
-    try:
-        return _utf8_len(json.dumps(value, default=str, ensure_ascii=False))
-    except (TypeError, ValueError, RecursionError):
-        return 0
-
-
-def _call_bytes(call: object) -> int:
-    if not isinstance(call, dict):
-        return 0
-    function = call.get("function")
-    if not isinstance(function, dict):
-        return 0
-    return _utf8_len(function.get("name")) + _utf8_len(function.get("arguments"))
-
-
-def estimate_input_tokens(messages: list[Any]) -> int:
-    """Deliberately high input-token estimate for OpenAI chat messages, used only to size holds."""
-    if not isinstance(messages, list):
-        return 0
-    text_bytes = 0
-    images = 0
-    for message in messages:
-        if not isinstance(message, dict):
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            text_bytes += _utf8_len(content)
-        elif isinstance(content, list):
-            for part in content:
-                if not isinstance(part, dict):
-                    continue
-                kind = part.get("type")
-                if kind in _TEXT_PART_TYPES:
-                    text_bytes += _utf8_len(part.get("text"))
-                elif kind in _IMAGE_PART_TYPES:
-                    images += 1
-        name = message.get("name")
-        if isinstance(name, str):
-            text_bytes += _utf8_len(name)
-        tool_calls = message.get("tool_calls")
-        if isinstance(tool_calls, list):
-            text_bytes += sum(_call_bytes(call) for call in tool_calls)
-        # The legacy single function_call has the same shape as a tool call's function.
-        text_bytes += _call_bytes({"function": message.get("function_call")})
-    return _ceil_div(text_bytes, 3) + _PER_MESSAGE_TOKENS * len(messages) + _IMAGE_TOKENS * images
-
-
-def output_limit(body: dict[str, Any], model_max_output: int | None, default: int = 4096) -> int:
-    """Most output tokens a request may produce, by the first limit the client or model sets."""
-    for key in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
-        value = body.get(key)
-        if value is not None:
-            return int(value)
-    if model_max_output is not None:
-        return model_max_output
-    return default
 
 
 PREMIUM_PATTERNS: tuple[str, ...] = (
