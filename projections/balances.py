@@ -101,10 +101,11 @@ class BalancesProjection:
         index_stream(cur, event, event.request_id)
         cur.execute(
             "INSERT INTO holds (request_id, account_id, key_id, hold_micros, reserved_trial, "
-            "reserved_allowance, reserved_purchased, placed_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            "reserved_allowance, reserved_purchased, placed_at, worker_id) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             (event.request_id, event.account_id, event.key_id, event.hold_micros,
-             r.get("trial", 0), r.get("allowance", 0), r.get("purchased", 0), at(event)))
+             r.get("trial", 0), r.get("allowance", 0), r.get("purchased", 0), at(event),
+             event.worker_id[:64]))
         cur.execute("UPDATE balances SET reserved_trial = reserved_trial + %s, "
                     "reserved_allowance = reserved_allowance + %s, "
                     "reserved_purchased = reserved_purchased + %s WHERE account_id = %s",
@@ -265,31 +266,6 @@ class BalanceQueries:
             "trial_ends_at": flags[0],
             "arrears": False,
         }
-
-    def statement(self, account_id: str, as_of: str | None, start: str | None,
-                  end: str | None, limit: int = 1000) -> list[dict]:
-        clauses, params = ["account_id = %s"], [account_id]
-        for sql, value in (("at <= %s", as_of), ("at >= %s", start), ("at < %s", end)):
-            if value is not None:
-                clauses.append(sql)
-                params.append(value)
-        with self.db.transaction() as cur:
-            cur.execute("SELECT line_id, at, kind, pool, amount_micros, reference, description "
-                        "FROM ledger_lines WHERE " + " AND ".join(clauses)
-                        + " ORDER BY at, line_id", params)
-            rows = cur.fetchall()
-            opening = 0
-            if start is not None:
-                cur.execute("SELECT COALESCE(SUM(amount_micros), 0) FROM ledger_lines "
-                            "WHERE account_id = %s AND at < %s", (account_id, start))
-                opening = int(cur.fetchone()[0])
-        lines, running = [], opening
-        for r in rows[:limit]:
-            running += int(r[4])
-            lines.append({"id": r[0], "at": r[1], "kind": r[2], "pool": r[3],
-                          "amount_micros": int(r[4]), "balance_micros": running,
-                          "reference": r[5], "description": r[6]})
-        return lines
 
     def hold_recorded(self, request_id: str) -> bool:
         with self.db.transaction() as cur:

@@ -10,6 +10,7 @@ from litestar import Request, Response, get
 from entrypoints.http.auth import gateway, key_principal
 from entrypoints.http.context import json_response
 from entrypoints.http.time_params import optional_time
+from projections.ledger_queries import ledger_of, page_request
 
 
 @get("/v1/account/balance")
@@ -26,9 +27,11 @@ async def own_ledger(request: Request) -> Response:
     gw = gateway(request)
     start = optional_time(request, "from")
     end = optional_time(request, "to")
-    lines = await asyncio.to_thread(gw.balances.statement, principal.account_id, None, start,
-                                    end)
-    return json_response({"object": "list", "data": lines, "next_cursor": None})
+    query = request.query_params
+    page = page_request(query.get("limit"), query.get("order"), query.get("cursor"))
+    result = await asyncio.to_thread(ledger_of(gw).page, principal.account_id, page,
+                                     start=start, end=end)
+    return json_response({"object": "list", **result})
 
 
 @get("/v1/keys")

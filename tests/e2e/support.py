@@ -93,10 +93,18 @@ def balance(served, key: str) -> dict:
 
 
 def ledger(served, key: str) -> list[dict]:
-    response = served.http.get("/v1/account/ledger",
-                               headers={"Authorization": f"Bearer {key}"})
-    assert response.status_code == 200, response.text
-    return response.json()["data"]
+    """Every statement line of the key's account, oldest first (all pages)."""
+    lines: list[dict] = []
+    params: dict[str, str] = {"order": "asc", "limit": "1000"}
+    while True:
+        response = served.http.get("/v1/account/ledger", params=params,
+                                   headers={"Authorization": f"Bearer {key}"})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        lines += body["data"]
+        if body["next_cursor"] is None:
+            return lines
+        params["cursor"] = body["next_cursor"]
 
 
 def request_events(served, request_id: str | None = None) -> list[str]:

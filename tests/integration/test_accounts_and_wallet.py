@@ -12,6 +12,7 @@ from adapters.clock import FrozenClock
 from domain.errors import DomainError
 from domain.wallet import Wallet
 from integration.support import STAFF, fold_pools, stream_events
+from projections.ledger_queries import LedgerQueries, PageRequest
 
 DOLLAR = 1_000_000
 
@@ -174,7 +175,7 @@ def test_an_allowance_reset_applies_once_per_invoice_without_rollover(gateway):
 
     assert pool(gateway, account_id, "allowance") == 15 * DOLLAR
     assert wallet_event_types(gateway, account_id).count("Wallet.AllowanceReset") == 2
-    lines = gateway.balances.statement(account_id, None, None, None)
+    lines = LedgerQueries(gateway.db).page(account_id, PageRequest(order="asc"))["data"]
     assert sum(line["amount_micros"] for line in lines) == 15 * DOLLAR
     assert lines[-1]["balance_micros"] == 15 * DOLLAR
 
