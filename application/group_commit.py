@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError
 
 _STOP = object()
+log = logging.getLogger("gatewayz.writer")
+STUCK_AFTER_S = 10.0
 
 
 class GroupCommitWriter:
@@ -32,6 +35,7 @@ class GroupCommitWriter:
         self._submitted = itertools.count(1)
         self._last_submitted = 0
         self._finished = 0
+        self.last_progress = time.monotonic()  # when the thread last finished a batch
         self._thread = threading.Thread(target=self._run, name=f"group-commit-{app.name}",
                                         daemon=True)
         self._thread.start()
@@ -60,6 +64,16 @@ class GroupCommitWriter:
         """Durably record the aggregates' pending events; returns the last notification id."""
         return await asyncio.wrap_future(self.submit(*aggregates))
 
+    def health(self) -> str | None:
+        """None when healthy; else why not: the thread died, or work waits and nothing has
+        finished for STUCK_AFTER_S (a hung database call)."""
+        if not self._thread.is_alive():
+            return "the group-commit writer thread is not running"
+        waiting = self._last_submitted > self._finished
+        if waiting and time.monotonic() - self.last_progress > STUCK_AFTER_S:
+            return f"the group-commit writer made no progress for {STUCK_AFTER_S:.0f} s"
+        return None
+
     def close(self) -> None:
         self._queue.put(_STOP)
         self._thread.join(timeout=10)
@@ -82,8 +96,12 @@ class GroupCommitWriter:
                 batch.append(item)
             try:
                 self._commit(batch)
+            except BaseException as error:  # never let the thread die: fail the batch
+                log.exception("group commit failed unexpectedly")
+                _fail(batch, error if isinstance(error, Exception) else RuntimeError(error))
             finally:
                 self._finished += len(batch)
+                self.last_progress = time.monotonic()
             if stop:
                 return
 
@@ -103,11 +121,17 @@ class GroupCommitWriter:
             return
         last = recordings[-1].notification.id if recordings else 0
         for _, future in batch:
-            if not future.done():
+            # A waiter's event loop may cancel its future at any moment, even between a
+            # done() check and set_result: the events are committed either way.
+            try:
                 future.set_result(last)
+            except InvalidStateError:
+                pass
 
 
 def _fail(batch: list, error: BaseException) -> None:
     for _, future in batch:
-        if not future.done():
+        try:
             future.set_exception(error)
+        except InvalidStateError:
+            pass

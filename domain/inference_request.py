@@ -8,11 +8,14 @@ from domain.errors import DomainError
 from domain.ids import stream_uuid
 
 VOID_REASONS = ("provider_error", "timeout", "empty_stream", "rejected",
-                "cancelled_before_output", "guardrail")
+                "cancelled_before_output", "guardrail", "worker_lost")
 
 
 class InferenceRequest(Aggregate):
     class HoldPlaced(Aggregate.Created):
+        # v2 records the worker instance that placed the hold, so the holds of a worker that
+        # died can be voided at once instead of waiting for the TTL.
+        class_version = 2
         request_id: str
         account_id: str
         key_id: str
@@ -25,6 +28,11 @@ class InferenceRequest(Aggregate):
         hold_micros: int
         reserved_by_pool: dict
         stream: bool
+        worker_id: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict) -> None:
+            state["worker_id"] = ""  # placed before workers were recorded: unknown
 
     class HoldSettled(Aggregate.Event):
         provider: str
@@ -57,8 +65,9 @@ class InferenceRequest(Aggregate):
     def __init__(self, request_id: str, account_id: str, key_id: str, endpoint: str,
                  requested_model: str, candidate_models: list, price_snapshot: dict,
                  estimated_input_tokens: int, output_limit: int, hold_micros: int,
-                 reserved_by_pool: dict, stream: bool) -> None:
+                 reserved_by_pool: dict, stream: bool, worker_id: str = "") -> None:
         self.request_id = request_id
+        self.worker_id = worker_id
         self.account_id = account_id
         self.hold_micros = hold_micros
         self.reserved_by_pool = reserved_by_pool

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -19,16 +17,21 @@ from adapters.persistence.store_config import StoreConfig
 from adapters.providers.echo import EchoClient
 from adapters.providers.http_client import AiohttpProviderClient
 from adapters.secret_box import SecretBox, SqlSecretVault, load_or_create_secret
+from adapters.workers import LocalWorkerRegistry, RedisWorkerRegistry, SqlWorkerRegistry
 from application.access import AccessService
 from application.accounts import AccountService
 from application.catalog import CatalogService, CatalogView
+from application.crashpoints import crash_point
 from application.event_stores import EventStores
 from application.group_commit import GroupCommitWriter
+from application.hold_reconciler import HoldReconciler
 from application.inference import InferenceService
-from application.sweeper import sweep_expired_holds, sweep_orphan_holds
+from entrypoints.maintenance import Maintenance
 from projections.access import AccessQueries
 from projections.balances import BalanceQueries
 from projections.catalog import CatalogQueries
+from projections.hold_queries import HoldQueries
+from projections.ledger_queries import LedgerQueries
 from projections.runner import Projector
 from projections.usage import UsageQueries
 
@@ -50,6 +53,8 @@ class Settings:
     @classmethod
     def from_env(cls, data_dir: str | None = None, **overrides) -> Settings:
         env = os.environ
+        if "redis_prefix" not in overrides and env.get("GATEWAYZ_REDIS_PREFIX"):
+            overrides["redis_prefix"] = env["GATEWAYZ_REDIS_PREFIX"]
         pepper = env.get("GATEWAYZ_KEY_PEPPER")
         master = env.get("GATEWAYZ_MASTER_KEY")
         return cls(data_dir=Path(data_dir or env.get("GATEWAYZ_DATA_DIR", "gatewayz-data")),
@@ -90,18 +95,27 @@ class Gateway:
         migrate(self.db)
         self.stores = EventStores(config.app_env)
         self.holds = InProcessHoldStore()
+        self.workers = self._worker_registry(settings)
         if settings.redis_url:
             from adapters.holds_redis import RedisHoldStore
 
             self.holds = RedisHoldStore(settings.redis_url, settings.redis_prefix)
         self.balances = BalanceQueries(self.db)
+        self.hold_queries = HoldQueries(self.db)
+        self.ledger = LedgerQueries(self.db)
         self.access_queries = AccessQueries(self.db)
         self.usage = UsageQueries(self.db)
         self.catalog_view = CatalogView(CatalogQueries(self.db))
         self.idempotency = SqlIdempotencyStore(self.db)
         box = SecretBox(master)
         self.vault = SqlSecretVault(self.db, box)
-        self.projector = Projector(self.stores, self.db, after_commit=self._after_commit)
+        self.reconciler = HoldReconciler(self.holds, self.hold_queries, self.stores.requests,
+                                         self.workers)
+        # Every projector publishes to a shared (Redis) store itself; an in-process store
+        # hears of another process's projection only by noticing it.
+        self.projector = Projector(
+            self.stores, self.db, after_commit=self._after_commit,
+            on_foreign_progress=None if settings.redis_url else self._reconcile_holds)
         wait = self.projector.wait_for
         self.accounts = AccountService(self.stores, box, self.clock, wait)
         self.access = AccessService(self.stores, self.access_queries, pepper, box, self.clock,
@@ -111,11 +125,22 @@ class Gateway:
         self.writer = GroupCommitWriter(self.stores.requests)
         self.http_client = AiohttpProviderClient()
         self.inference = InferenceService(
-            self.catalog_view, self.holds, self.writer, self.balances.seed_snapshot,
-            {"http": self.http_client, "echo": EchoClient()}, self.vault.get, self.clock)
-        self._pending_publications: collections.deque = collections.deque()
-        self._sweeper: asyncio.Task | None = None
+            self.catalog_view, self.holds, self.writer, self.reconciler.load_account,
+            {"http": self.http_client, "echo": EchoClient()}, self.vault.get, self.clock,
+            worker_id=self.workers.worker_id)
+        self.maintenance = Maintenance(self)
         self._started = False
+
+    def _worker_registry(self, settings: Settings):
+        if settings.redis_url:
+            import redis
+
+            client = redis.Redis.from_url(settings.redis_url, socket_timeout=2,
+                                          socket_connect_timeout=2)
+            return RedisWorkerRegistry(client, settings.redis_prefix)
+        if settings.database_url:
+            return SqlWorkerRegistry(self.db)
+        return LocalWorkerRegistry()
 
     # -- projector side effects -------------------------------------------------------------
     def _after_commit(self, cur, effects):
@@ -124,11 +149,18 @@ class Gateway:
                      for account_id in effects.touched_accounts}
 
         def publish() -> None:
+            crash_point("after_projection")
+            # The fast path. A publication lost here (Redis away, a crash) is repaired by
+            # the reconciler from durable facts, so nothing waits in memory for a retry.
             for account_id, snapshot in snapshots.items():
-                if snapshot is not None:
-                    self._pending_publications.append(
-                        (account_id, snapshot, effects.released_holds.get(account_id, [])))
-            self.flush_publications()
+                if snapshot is None:
+                    continue
+                try:
+                    self.holds.publish(account_id, snapshot,
+                                       effects.released_holds.get(account_id, []))
+                except Exception:
+                    log.warning("hold store unavailable; the reconciler will catch up")
+                    break
             if effects.access_changed:
                 self.access.forget_cached()
             if effects.catalog_changed:
@@ -136,52 +168,36 @@ class Gateway:
 
         return publish
 
-    def flush_publications(self) -> None:
-        """Push projected balances and hold releases to the hold store, oldest first.
-
-        A publication that fails (Redis briefly away) stays queued and is retried on the
-        next projector commit, so a settled hold is never left reserved for good.
-        """
-        while self._pending_publications:
-            account_id, snapshot, released = self._pending_publications[0]
-            try:
-                self.holds.publish(account_id, snapshot, released)
-            except Exception:
-                log.warning("hold store unavailable; %d publications queued",
-                            len(self._pending_publications))
-                return
-            self._pending_publications.popleft()
+    def _reconcile_holds(self) -> None:
+        try:
+            forget_idle = getattr(self.holds, "forget_idle", None)
+            if forget_idle is not None:
+                forget_idle()  # balances another process may have moved: reload on use
+            self.reconciler.reconcile_all()
+        except Exception:
+            log.warning("hold reconciliation failed; the next sweep retries")
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
         if self._started:
             return
         self._started = True
+        try:
+            self.workers.beat()
+        except Exception:  # Redis away: billed requests get 503 until it is back
+            log.warning("worker heartbeat failed at start; retrying in the background")
         self.projector.run_until_idle()
         self.catalog_view.refresh()
+        self._reconcile_holds()
         if self.settings.run_projector:
             self.projector.start(poll_interval=0.05 if self.config.kind != "memory" else 0.01)
 
     async def start_async(self) -> None:
         await asyncio.to_thread(self.start)
-        self._sweeper = asyncio.create_task(self._sweep_forever())
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(30)
-            try:
-                await asyncio.to_thread(sweep_expired_holds, self.stores.requests,
-                                        self.balances.expired_holds, self.clock)
-                await asyncio.to_thread(sweep_orphan_holds, self.holds,
-                                        self.balances.hold_recorded, self.clock)
-            except Exception:
-                log.exception("hold sweeper failed; retrying in 30 s")
+        self.maintenance.start()
 
     async def stop_async(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        await self.maintenance.stop()
         await self.http_client.close()
         await asyncio.to_thread(self.close)
 
@@ -192,7 +208,9 @@ class Gateway:
         self.db.close()
 
     def check_ready(self) -> dict[str, bool]:
-        checks = {"event_store": True, "read_models": True}
+        checks = {"event_store": True, "read_models": True,
+                  "writer": self.writer.health() is None,
+                  "projector": self.projector.health() is None}
         try:
             self.stores.requests.recorder.max_notification_id()
         except Exception:

@@ -9,7 +9,9 @@ the commit, and are themselves idempotent.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,6 +24,19 @@ from projections.usage import UsageProjection
 
 log = logging.getLogger("gatewayz.projector")
 BATCH = 500
+STUCK_AFTER_S = 10.0
+
+
+def poison_candidate(error: BaseException) -> bool:
+    """Whether an error may belong to one event rather than to the database being away:
+    connection trouble and lock waits are retried, never recorded as a bad event."""
+    if isinstance(error, sqlite3.OperationalError | sqlite3.InterfaceError):
+        return False
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return True
+    return not isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
 
 
 def all_projections() -> list[Projection]:
@@ -34,7 +49,8 @@ def all_projections() -> list[Projection]:
 class Projector:
     def __init__(self, stores: EventStores, db: Any,
                  projections: Sequence[Projection] | None = None,
-                 after_commit: Callable[[Any, BatchEffects], None] | None = None) -> None:
+                 after_commit: Callable[[Any, BatchEffects], Any] | None = None,
+                 on_foreign_progress: Callable[[], None] | None = None) -> None:
         self.stores = stores
         self.db = db
         self.projections = list(projections or all_projections())
@@ -45,6 +61,9 @@ class Projector:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.errors = 0
+        self.failures = 0  # events recorded in projection_failures by this process
+        self.last_progress = time.monotonic()
+        self.on_foreign_progress = on_foreign_progress
 
     # -- running --------------------------------------------------------------------------
     def run_until_idle(self, limits: dict[str, int] | None = None) -> int:
@@ -78,6 +97,11 @@ class Projector:
             return 0
         with self.db.transaction() as cur:
             start = min(self._tracked(cur, context, readers, lock=False).values())
+        known = self.positions.get(context)
+        if known is not None and start > known and self.on_foreign_progress is not None:
+            # Another process projected events this one never saw: the hold releases they
+            # imply were not published here, so the hold store must be reconciled.
+            self.on_foreign_progress()
         if stop is not None and start >= stop:
             self._publish_position(context, start)
             return 0
@@ -87,13 +111,35 @@ class Projector:
         notes = app.recorder.select_notifications(start=start + 1, limit=BATCH, stop=stop)
         if not notes:
             self._publish_position(context, start)
+            self.last_progress = time.monotonic()  # caught up counts as progress
             return 0
+        last = notes[-1].id
+        try:
+            effects_state = self._commit_batch(context, app, readers, notes, guarded=False)
+        except Exception as error:
+            if not poison_candidate(error):
+                raise
+            # One event no projection can apply must not stop every balance from moving:
+            # apply the batch again event by event, recording the ones that fail.
+            log.warning("batch of %s failed (%s); retrying event by event", context, error)
+            effects_state = self._commit_batch(context, app, readers, notes, guarded=True)
+        if effects_state is not None:
+            effects_state()
+        self._publish_position(context, last)
+        self.last_progress = time.monotonic()
+        return len(notes)
+
+    def _commit_batch(self, context: str, app: Any, readers: list[Projection], notes: list,
+                      guarded: bool) -> Callable[[], None] | None:
         last = notes[-1].id
         effects = BatchEffects()
         with self.db.transaction() as cur:
             # Re-read under the lock: another projector may have moved on meanwhile.
             tracked = self._tracked(cur, context, readers)
             for note in notes:
+                if guarded:
+                    self._apply_guarded(cur, context, app, readers, tracked, note, effects)
+                    continue
                 event = app.mapper.to_domain_event(note)
                 for projection in readers:
                     if note.id > tracked[projection.name]:
@@ -106,19 +152,52 @@ class Projector:
                     (projection.name, context, max(last, tracked[projection.name])))
             if self.after_commit is not None:
                 # Reads the rows this transaction wrote, before anyone else can change them.
-                effects_state = self.after_commit(cur, effects)
-            else:
-                effects_state = None
-        if effects_state is not None:
-            effects_state()
-        self._publish_position(context, last)
-        return len(notes)
+                return self.after_commit(cur, effects)
+        return None
+
+    def _apply_guarded(self, cur: Any, context: str, app: Any, readers: list[Projection],
+                       tracked: dict[str, int], note: Any, effects: BatchEffects) -> None:
+        for projection in readers:
+            if note.id <= tracked[projection.name]:
+                continue
+            cur.execute("SAVEPOINT one_event")
+            try:
+                projection.apply(cur, app.mapper.to_domain_event(note), effects)
+            except Exception as error:
+                if not poison_candidate(error):
+                    raise
+                cur.execute("ROLLBACK TO SAVEPOINT one_event")
+                self.failures += 1
+                log.error("%s could not apply %s event %d (%s): recorded and skipped",
+                          projection.name, context, note.id, error)
+                cur.execute(
+                    "INSERT INTO projection_failures (context, position, projection, "
+                    "event_type, error) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    (context, note.id, projection.name, note.topic[-200:],
+                     f"{type(error).__name__}: {error}"[:500]))
+            cur.execute("RELEASE SAVEPOINT one_event")
 
     def _publish_position(self, context: str, position: int) -> None:
         with self._changed:
             if position > self.positions.get(context, -1):
                 self.positions[context] = position
                 self._changed.notify_all()
+
+    def health(self) -> str | None:
+        """None when healthy; else why not: the thread died, or events wait and none was
+        applied for STUCK_AFTER_S."""
+        if self._thread is None:
+            return None  # not projecting in this process
+        if not self._thread.is_alive():
+            return "the projector thread is not running"
+        if time.monotonic() - self.last_progress <= STUCK_AFTER_S:
+            return None
+        behind = [c for c, top in self.stores.max_positions().items()
+                  if top > self.positions.get(c, 0)]
+        if behind:
+            return f"the projector applied nothing for {STUCK_AFTER_S:.0f} s while " \
+                   f"events wait ({', '.join(behind)})"
+        return None
 
     def wake(self, *_: Any) -> None:
         self._wake.set()

@@ -72,7 +72,8 @@ class AiohttpProviderClient:
             headers["Authorization"] = f"Bearer {target.credential}"
         response = await self._session(target).post(
             target.base_url + path, data=body, headers=headers, allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=None, connect=min(timeout, 10),
+            timeout=aiohttp.ClientTimeout(total=target.total_timeout_s,
+                                          connect=min(timeout, 10),
                                           sock_read=timeout))
         return HttpUpstream(response)
 

@@ -21,6 +21,9 @@ async def health(request: Request) -> Response:
 @get("/health/ready")
 async def health_ready(request: Request) -> Response:
     ready = await asyncio.to_thread(gateway(request).check_ready)
-    status = 200 if ready.get("event_store") else 503
+    # Billed traffic needs the event store, a live group-commit writer and a projector that
+    # keeps up (else holds are never released); 503 lets a load balancer route around us.
+    status = 200 if all(ready.get(k, True) for k in ("event_store", "writer", "projector")) \
+        else 503
     return json_response({"status": "ready" if status == 200 else "not_ready",
                           "checks": ready}, status)

@@ -96,8 +96,11 @@ def test_async_sdk_requests_run_concurrently_and_each_is_charged_once(served, fa
     assert view["open_holds"] == 0
 
 
-def test_a_stream_without_include_usage_carries_no_usage_and_is_billed_from_counted_text(
+def test_a_stream_without_include_usage_carries_no_usage_but_is_billed_from_provider_usage(
         served, fake_openai):
+    """The gateway always asks the provider for usage (issue 5, finding 7) and strips the
+    usage chunk from a client that did not ask for it: the client's stream is unchanged,
+    the bill is the provider's count, not a text estimate."""
     price_model(served, fake_openai)
     who = customer(served, credit_micros=1_000_000)
     client = sdk(served, who.key)
@@ -109,17 +112,19 @@ def test_a_stream_without_include_usage_carries_no_usage_and_is_billed_from_coun
 
     assert all(c.object == "chat.completion.chunk" for c in chunks)
     assert all(c.usage is None for c in chunks)
+    assert all(c.choices for c in chunks)  # no usage-only chunk reached the client
     assert all(c.model == MODEL for c in chunks)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "Echo: one two three"
     assert chunks[-1].choices[0].finish_reason == "stop"
+    upstream_body = fake_openai.chat_requests()[-1].json
+    assert upstream_body["stream_options"] == {"include_usage": True}
     record = request_record(served, request_id)
     assert record["status"] == "settled"
     assert record["stream"] is True
-    assert record["token_source"] == "estimated"
-    # No provider usage: 1 token per 4 characters, rounded up, for prompt and output (6.5).
-    prompt, completion = -(-len("one two three") // 4), -(-len("Echo: one two three") // 4)
-    assert record["charged_micros"] == prompt * 1 + completion * 2
+    assert record["token_source"] == "provider"
+    assert (record["prompt_tokens"], record["completion_tokens"]) == (3, 4)
+    assert record["charged_micros"] == 3 * 1 + 4 * 2
     assert balance(served, who.key)["balance_micros"] == 1_000_000 - record["charged_micros"]
 
 

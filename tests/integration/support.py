@@ -115,12 +115,12 @@ def place_hold(gateway: Gateway, account_id: str, amount: int,
     """What the inference path does before calling a provider: reserve, then record the hold."""
     request_id = request_id or new_id("req")
     now = int(time.time())
-    outcome = gateway.holds.place(account_id, request_id, amount, now)
+    worker = gateway.workers.worker_id
+    outcome = gateway.holds.place(account_id, request_id, amount, now, worker)
     if outcome.status == "unknown_account":
-        snapshot = gateway.balances.seed_snapshot(account_id)
-        assert snapshot is not None, "the account has no projected balance"
-        gateway.holds.seed(account_id, snapshot)
-        outcome = gateway.holds.place(account_id, request_id, amount, now)
+        gateway.reconciler.load_account(account_id)
+        outcome = gateway.holds.place(account_id, request_id, amount, now, worker)
+        assert outcome.status != "unknown_account", "the account has no projected balance"
     if outcome.status != "reserved":
         return None, outcome
     aggregate = InferenceRequest(
@@ -129,7 +129,7 @@ def place_hold(gateway: Gateway, account_id: str, amount: int,
         candidate_models=["acme/chat-1"],
         price_snapshot={"fakeup": {"input": "1", "output": "2"}},
         estimated_input_tokens=10, output_limit=100, hold_micros=amount,
-        reserved_by_pool=outcome.reserved_by_pool, stream=False)
+        reserved_by_pool=outcome.reserved_by_pool, stream=False, worker_id=worker)
     gateway.stores.requests.save(aggregate)
     return aggregate, outcome
 

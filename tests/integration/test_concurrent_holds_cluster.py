@@ -65,6 +65,9 @@ def hold_store_available(gateway, account_id: str, expected: int, timeout: float
     deadline = time.monotonic() + timeout
     while True:
         value = gateway.holds.available(account_id, int(time.time()))
+        if value is None:  # not loaded yet: the first request loads it from durable facts
+            gateway.reconciler.load_account(account_id)
+            value = gateway.holds.available(account_id, int(time.time()))
         if value == expected or time.monotonic() > deadline:
             return value
         time.sleep(0.01)

@@ -111,31 +111,29 @@ def test_a_hold_settled_after_the_sweeper_listed_it_keeps_its_settlement(gateway
         10_000_000 - 300_000
 
 
-def test_a_redis_reservation_whose_request_never_recorded_a_hold_is_released_by_the_sweep(
-        tmp_path):
-    """A worker that died between reserving in Redis and writing HoldPlaced leaves an orphan;
-    the sweep releases it after the hold TTL, and leaves recorded holds to the expiry path."""
-    from datetime import timedelta
-
+def test_a_reservation_never_recorded_is_cancelled_only_once_its_worker_is_dead(tmp_path):
+    """A worker that died between reserving in Redis and writing HoldPlaced leaves an orphan:
+    the reconciler cancels it as soon as the worker's heartbeat is gone, asking the event
+    store (not the read model) whether the hold was recorded; a live worker's is kept."""
     from conftest import close_gateway, open_gateway
-
-    from adapters.clock import FrozenClock
-    from application.sweeper import HOLD_TTL, sweep_orphan_holds
 
     gateway, schema = open_gateway("sqlite", tmp_path, redis=True)
     try:
         account_id = gateway.accounts.open_account("orphan@example.com", "dev", "staff:test")
         gateway.accounts.grant_credits(account_id, 1_000, "credit for an orphan test",
                                        "usr_test")
-        gateway.holds.seed(account_id, gateway.balances.seed_snapshot(account_id))
-        clock = FrozenClock()
-        now = int(clock.now().timestamp())
-        assert gateway.holds.place(account_id, "req_orphan", 600, now).status == "reserved"
-        assert gateway.holds.available(account_id, now) == 400
+        gateway.reconciler.load_account(account_id)
+        now = int(time.time())
+        live = gateway.workers.worker_id
+        gateway.workers.beat()
+        assert gateway.holds.place(account_id, "req_live", 300, now, live).status == "reserved"
+        assert gateway.holds.place(account_id, "req_dead", 600, now, "wrk_gone").status == \
+            "reserved"
 
-        assert sweep_orphan_holds(gateway.holds, gateway.balances.hold_recorded, clock) == 0
-        clock.advance((HOLD_TTL + timedelta(seconds=1)).total_seconds())
-        assert sweep_orphan_holds(gateway.holds, gateway.balances.hold_recorded, clock) == 1
-        assert gateway.holds.available(account_id, now) == 1_000
+        report = gateway.reconciler.reconcile_all()
+
+        assert report.cancelled == ["req_dead"]
+        assert gateway.holds.available(account_id, now) == 700
+        assert set(gateway.holds.cached_holds(account_id)) == {"req_live"}
     finally:
         close_gateway(gateway, schema)

@@ -1,0 +1,92 @@
+"""Relay: pass a provider's stream to the client and settle it when it ends (6.5, 9.7).
+
+- complete stream: settle by usage (always requested upstream; estimated if still absent);
+- client left: charge what was generated so far (nothing if no output yet);
+- the request cap reached mid-stream: end with an error event and charge what was delivered
+  (the client has it; voiding would make an over-long stream free);
+- provider error, broken or empty stream: void.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from application.catalog import Offer
+from application.crashpoints import crash_point
+from application.inference_call import Call, InferenceResponse, ms_since
+from application.settle import Settler
+from application.sse_relay import SseRelay, stream_error_event
+from application.usage_meter import estimated_usage
+
+
+class Relay:
+    def __init__(self, settler: Settler) -> None:
+        self.settler = settler
+
+    def response(self, call: Call, offer: Offer, upstream: Any) -> InferenceResponse:
+        from application.dispatch import headers
+
+        return InferenceResponse(200, headers(call, offer) |
+                                 {"content-type": "text/event-stream",
+                                  "cache-control": "no-cache"},
+                                 stream=self.relay(call, offer, upstream))
+
+    async def relay(self, call: Call, offer: Offer, upstream: Any) -> AsyncIterator[bytes]:
+        chat = call.chat
+        meter = SseRelay(chat.model, strip_usage=chat.stream and not chat.include_usage)
+        ttfb = 0
+        disconnected = failed = cut = False
+        try:
+            async for data in upstream.chunks():
+                if not ttfb:
+                    ttfb = ms_since(call.started)
+                out = meter.feed(data)
+                if out:
+                    yield out
+                    crash_point("mid_stream")
+            tail = meter.flush()
+            if tail:
+                yield tail
+            if not meter.done and not meter.error:
+                failed = True
+                yield stream_error_event(call.request_id)
+        except (GeneratorExit, asyncio.CancelledError):
+            disconnected = True
+            raise
+        except Exception:
+            # The aiohttp total timeout is the request cap: past it, the stream was cut.
+            cut = time.monotonic() >= call.deadline - 0.05
+            failed = not cut
+            # 9.7: once bytes have gone out, end with an error event and no [DONE].
+            yield stream_error_event(call.request_id)
+        finally:
+            upstream.close()
+            self._finish(call, offer, meter, ttfb, disconnected or cut, failed, disconnected)
+
+    def _finish(self, call: Call, offer: Offer, meter: SseRelay, ttfb: int,
+                partial: bool, failed: bool, disconnected: bool) -> None:
+        if call.aggregate.outcome is not None:
+            return
+        settler = self.settler
+        if partial:
+            if meter.content_chunks == 0:
+                settler.void(call, "cancelled_before_output", "client left before any output")
+                return
+            usage, source = meter.usage, "provider"
+            if usage is None:
+                usage, source = estimated_usage(call.chat.messages, meter.output_text), \
+                    "estimated"
+            settler.settle(call, offer, usage, source, meter.finish_reason, ttfb, disconnected)
+        elif failed or meter.error or not meter.done:
+            settler.void(call, "provider_error", "the stream ended with a provider error")
+        elif meter.content_chunks == 0:
+            settler.void(call, "empty_stream", "the provider sent no output")
+        else:
+            usage, source = meter.usage, "provider"
+            if usage is None:
+                usage, source = estimated_usage(call.chat.messages, meter.output_text), \
+                    "estimated"
+            settler.settle(call, offer, usage, source, meter.finish_reason, ttfb, False)
