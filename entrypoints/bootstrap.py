@@ -106,7 +106,9 @@ class Gateway:
         self.access_queries = AccessQueries(self.db)
         self.usage = UsageQueries(self.db)
         self.catalog_view = CatalogView(CatalogQueries(self.db))
-        self.idempotency = SqlIdempotencyStore(self.db)
+        self.idempotency = SqlIdempotencyStore(self.db, worker_id=self.workers.worker_id,
+                                               worker_alive=self.workers.alive,
+                                               clock=self.clock)
         box = SecretBox(master)
         self.vault = SqlSecretVault(self.db, box)
         self.reconciler = HoldReconciler(self.holds, self.hold_queries, self.stores.requests,

@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 from litestar import Request, Response, get, post, put
 
 from entrypoints.http.auth import gateway, staff_principal
 from entrypoints.http.context import (
-    idempotency_key,
-    idempotent,
     json_object,
     json_response,
     read_body,
     staff_scope,
 )
+from entrypoints.http.idempotent import idempotency_key, idempotent
 
 
 async def _command(request: Request, run: Callable[[Any, dict, str], Any], status: int = 200,
-                   key_required: bool = False) -> Response:
-    """Authenticate, parse, run one use case off the event loop, store the idempotent reply."""
+                   key_required: bool = False, secret: str | None = None) -> Response:
+    """Authenticate, parse, run one use case off the event loop, store the idempotent reply.
+
+    ``secret`` names a response field shown once and never stored: with an Idempotency-Key
+    the stored reply has it replaced, so a replay answers ``"<secret>": null,
+    "<secret>_redacted": true`` with the rest (the same id) unchanged. A DomainError from
+    the use case releases the key; any other error marks it ``unknown`` (never run twice).
+    """
     principal = staff_principal(request, "admin")
     gw = gateway(request)
     key = idempotency_key(request, required=key_required)
@@ -29,11 +36,23 @@ async def _command(request: Request, run: Callable[[Any, dict, str], Any], statu
     body = json_object(raw)
     actor = f"staff:{principal.user_id}"
 
-    async def produce() -> Response:
+    async def produce(command_id: str | None) -> Response:
+        # command_id (derived from the key) is not passed on yet: see the report to the lead.
         result = await asyncio.to_thread(run, gw, body, actor)
         return json_response(result, status)
 
-    return await idempotent(gw.idempotency, staff_scope(principal), key, raw, produce)
+    redact = functools.partial(_without_secret, secret) if secret else None
+    return await idempotent(gw.idempotency, staff_scope(principal), key, raw, produce,
+                            redact=redact)
+
+
+def _without_secret(field: str, content: bytes) -> bytes:
+    """The reply as stored: ``field`` replaced by null and ``<field>_redacted: true``."""
+    reply = msgspec.json.decode(content)
+    if isinstance(reply, dict) and field in reply:
+        reply[field] = None
+        reply[f"{field}_redacted"] = True
+    return msgspec.json.encode(reply)
 
 
 @post("/admin/accounts")
@@ -54,7 +73,7 @@ async def issue_key(request: Request, account_id: str) -> Response:
         return {"id": issued.key_id, "object": "api_key", "key": issued.secret,
                 "prefix": issued.prefix, "last4": issued.last4, "account_id": account_id}
 
-    return await _command(request, run, 201)
+    return await _command(request, run, 201, secret="key")
 
 
 @post("/admin/keys/{key_id:str}/rotate")
@@ -64,7 +83,7 @@ async def rotate_key(request: Request, key_id: str) -> Response:
         return {"id": key_id, "object": "api_key", "key": issued.secret,
                 "prefix": issued.prefix, "last4": issued.last4}
 
-    return await _command(request, run)
+    return await _command(request, run, secret="key")
 
 
 @post("/admin/keys/{key_id:str}/revoke")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -40,8 +38,11 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
-                headers.append((b"request-id", request_id.encode()))
+                # The handler may have renamed the request (an Idempotency-Key names it
+                # after its command), so read it back rather than use the one made here.
+                rid = scope["state"]["request_id"].encode()
+                headers.append((b"x-request-id", rid))
+                headers.append((b"request-id", rid))
                 if client_id:
                     headers.append((b"x-client-request-id", client_id.encode()))
                 message["headers"] = headers
@@ -134,54 +135,6 @@ def json_response(payload: Any, status: int = 200,
                   headers: dict[str, str] | None = None) -> Response:
     return Response(content=msgspec.json.encode(payload), status_code=status,
                     media_type="application/json", headers=headers or {})
-
-
-def idempotency_key(request: Request, required: bool = False) -> str | None:
-    key = request.headers.get("idempotency-key")
-    if key is None:
-        if required:
-            raise DomainError("idempotency_key_required",
-                              "this command requires an Idempotency-Key header")
-        return None
-    if not 1 <= len(key) <= 255:
-        raise DomainError("invalid_request", "Idempotency-Key must have 1 to 255 characters")
-    return key
-
-
-async def idempotent(store: Any, scope: str, key: str | None, raw: bytes,
-                     produce: Callable[[], Awaitable[Response]]) -> Response:
-    """Run ``produce`` once per (scope, key); repeats get the stored response (11.2)."""
-    import asyncio
-
-    if key is None:
-        return await produce()
-    body_hash = hashlib.sha256(raw).hexdigest()
-    claim = await asyncio.to_thread(store.claim, scope, key, body_hash)
-    if claim.state == "mismatch":
-        raise DomainError("idempotency_key_reused",
-                          "this Idempotency-Key was used with a different body")
-    if claim.state == "in_progress":
-        raise DomainError("idempotency_in_progress",
-                          "a request with this Idempotency-Key is still in progress")
-    if claim.state == "done":
-        return Response(content=claim.body.encode(), status_code=claim.status,
-                        media_type=claim.content_type or "application/json",
-                        headers={"idempotent-replayed": "true"})
-    try:
-        response = await produce()
-    except BaseException:
-        await asyncio.to_thread(store.release, scope, key)
-        raise
-    if response.status_code >= 400 and response.status_code != 402:
-        await asyncio.to_thread(store.release, scope, key)
-        return response
-    if not isinstance(response.content, bytes):
-        return response  # a stream records itself when it ends (see inference routes)
-    content = response.content
-    await asyncio.to_thread(store.complete, scope, key, response.status_code,
-                            response.media_type or "application/json",
-                            content.decode("utf-8", "replace"))
-    return response
 
 
 def key_scope(principal: KeyPrincipal) -> str:

@@ -7,16 +7,16 @@ from litestar.response import Stream
 
 from application.catalog import ECHO_MODEL
 from application.chat_request import parse_chat
+from application.idempotency import request_id_for
 from entrypoints.http.auth import gateway, key_principal
 from entrypoints.http.context import (
-    idempotency_key,
-    idempotent,
     json_response,
     key_scope,
     parse_json,
     read_body,
     request_id,
 )
+from entrypoints.http.idempotent import idempotency_key, idempotent, no_effect
 
 
 @post("/v1/chat/completions")
@@ -27,23 +27,40 @@ async def chat_completions(request: Request) -> Response:
     raw = await read_body(request)
     chat = parse_chat(parse_json(raw))
 
-    async def produce() -> Response:
-        result = await _unless_client_leaves(
-            request, gw.inference.chat(request_id(request), chat, principal))
+    async def produce(command_id: str | None) -> Response:
+        # With a key, the request is named after its command id (derived from the key and
+        # attempt), so a duplicate of one attempt cannot place a second hold; that name is
+        # the request id of this answer too (X-Request-ID, error bodies).
+        if command_id is not None:
+            command_id = request.scope["state"]["request_id"] = request_id_for(command_id)
+        result = await _unless_client_leaves(request, gw.inference.chat(
+            request_id(request), chat, principal, command_id=command_id))
         if result is None:  # 6.5: the client left before the answer; nothing is charged
             return Response(content=b"", status_code=499)
         if result.stream is None:
             return Response(content=result.body, status_code=result.status,
                             media_type="application/json", headers=result.headers)
-        stream = result.stream
-        if key is not None:
-            stream = _recorded(stream, gw, key_scope(principal), key)
-        return Stream(stream, status_code=200, media_type="text/event-stream",
+        # With a key, idempotent() records the stream when it ends (never before).
+        return Stream(result.stream, status_code=200, media_type="text/event-stream",
                       headers=result.headers)
 
     if key is None:
-        return await produce()
-    return await idempotent(gw.idempotency, key_scope(principal), key, raw, produce)
+        return await produce(None)
+    return await idempotent(gw.idempotency, key_scope(principal), key, raw, produce,
+                            stream_succeeded=_stream_succeeded, released_on=_no_charge)
+
+
+def _stream_succeeded(sent: bytes) -> bool:
+    """Only a stream that reached ``[DONE]`` is stored; one ended by an error event was voided
+    (no charge), so its key is released for a retry."""
+    return sent.rstrip().endswith(b"[DONE]")
+
+
+def _no_charge(error: BaseException) -> bool:
+    """The use case voids its hold (no charge) before any error or cancellation leaves it."""
+    import asyncio
+
+    return no_effect(error) or isinstance(error, asyncio.CancelledError)
 
 
 async def _unless_client_leaves(request: Request, work):
@@ -72,26 +89,6 @@ async def _unless_client_leaves(request: Request, work):
         return None
     finally:
         watcher.cancel()
-
-
-async def _recorded(stream, gw, scope: str, key: str):
-    """Keep the assembled stream so a replay of the same key returns what was sent."""
-    import asyncio
-
-    sent: list[bytes] = []
-    completed = False
-    try:
-        async for data in stream:
-            sent.append(data)
-            yield data
-        completed = True
-    finally:
-        if completed:
-            await asyncio.to_thread(gw.idempotency.complete, scope, key, 200,
-                                    "text/event-stream",
-                                    b"".join(sent).decode("utf-8", "replace"))
-        else:
-            gw.idempotency.release(scope, key)
 
 
 @get("/v1/models")
