@@ -63,8 +63,11 @@ class AccountService:
         return self.app.repository.get(Wallet.create_id(account_id))
 
     def grant_credits(self, account_id: object, amount: object, reason: object,
-                      staff_user_id: str) -> int:
-        """Admin grant into ``purchased``, atomically with the admin's rolling 24 h cap."""
+                      staff_user_id: str, grant_id: str = "") -> int:
+        """Admin grant into ``purchased``, atomically with the admin's rolling 24 h cap.
+
+        ``grant_id`` (from the request's Idempotency-Key) is recorded on the grant: a repeat
+        of it changes nothing, even if the idempotency record was lost."""
         check_grant(amount, reason)
         if not isinstance(account_id, str):
             raise DomainError("invalid_request", "account_id must be a string", param="account_id")
@@ -76,8 +79,9 @@ class AccountService:
                 log = self.app.repository.get(GrantLog.create_id(staff_user_id))
             except AggregateNotFoundError:
                 log = GrantLog(staff_user_id=staff_user_id)
+            if not wallet.grant(amount, reason.strip(), f"staff:{staff_user_id}", grant_id):
+                return 0  # already granted under this id: nothing to record or wait for
             log.record(account_id, amount, self.clock.now())
-            wallet.grant(amount, reason.strip(), f"staff:{staff_user_id}", "")
             return self.app.save(wallet, log)[-1].notification.id
 
         position = with_retry(command)

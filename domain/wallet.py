@@ -55,6 +55,7 @@ class Wallet(Aggregate):
     def __init__(self, account_id: str) -> None:
         self.account_id = account_id
         self.payment_ids: list[str] = []
+        self.grant_ids: list[str] = []
         self.invoice_ids: list[str] = []
         self.trial_granted = False
 
@@ -88,11 +89,17 @@ class Wallet(Aggregate):
 
     @event(AdminCreditGranted)
     def _grant(self, amount: int, reason: str, actor: str, grant_batch_id: str) -> None:
-        pass
+        if grant_batch_id:
+            self.grant_ids.append(grant_batch_id)
 
-    def grant(self, amount: int, reason: str, actor: str, grant_batch_id: str) -> None:
+    def grant(self, amount: int, reason: str, actor: str, grant_batch_id: str) -> bool:
+        """Grant once per grant id (the command id of an idempotent request): a repeat is
+        recognised, not applied. An empty id is a grant with no idempotency of its own."""
+        if grant_batch_id and grant_batch_id in self.grant_ids:
+            return False
         _positive(amount)
         self._grant(amount, reason, actor, grant_batch_id)
+        return True
 
     @event(AllowanceReset)
     def _reset_allowance(self, plan: str, invoice_id: str, amount: int,

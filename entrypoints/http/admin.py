@@ -20,7 +20,8 @@ from entrypoints.http.context import (
 from entrypoints.http.idempotent import idempotency_key, idempotent
 
 
-async def _command(request: Request, run: Callable[[Any, dict, str], Any], status: int = 200,
+async def _command(request: Request, run: Callable[[Any, dict, str, str | None], Any],
+                   status: int = 200,
                    key_required: bool = False, secret: str | None = None) -> Response:
     """Authenticate, parse, run one use case off the event loop, store the idempotent reply.
 
@@ -37,8 +38,9 @@ async def _command(request: Request, run: Callable[[Any, dict, str], Any], statu
     actor = f"staff:{principal.user_id}"
 
     async def produce(command_id: str | None) -> Response:
-        # command_id (derived from the key) is not passed on yet: see the report to the lead.
-        result = await asyncio.to_thread(run, gw, body, actor)
+        # command_id (derived from the Idempotency-Key) lets a use case make a repeat
+        # collide in the event store itself, not only in the idempotency records.
+        result = await asyncio.to_thread(run, gw, body, actor, command_id)
         return json_response(result, status)
 
     redact = functools.partial(_without_secret, secret) if secret else None
@@ -57,7 +59,7 @@ def _without_secret(field: str, content: bytes) -> bytes:
 
 @post("/admin/accounts")
 async def open_account(request: Request) -> Response:
-    def run(gw, body, actor):
+    def run(gw, body, actor, command_id):
         account_id = gw.accounts.open_account(body.get("email"), body.get("plan", "dev"), actor)
         return {"id": account_id, "object": "account", "plan": body.get("plan", "dev")}
 
@@ -66,7 +68,7 @@ async def open_account(request: Request) -> Response:
 
 @post("/admin/accounts/{account_id:str}/keys")
 async def issue_key(request: Request, account_id: str) -> Response:
-    def run(gw, body, actor):
+    def run(gw, body, actor, command_id):
         issued = gw.access.issue_key(account_id, body.get("name"),
                                      body.get("environment", "live"), body.get("scopes"),
                                      body.get("expires_in_days"), actor)
@@ -78,7 +80,7 @@ async def issue_key(request: Request, account_id: str) -> Response:
 
 @post("/admin/keys/{key_id:str}/rotate")
 async def rotate_key(request: Request, key_id: str) -> Response:
-    def run(gw, body, actor):
+    def run(gw, body, actor, command_id):
         issued = gw.access.rotate_key(key_id, body.get("grace_seconds"), actor)
         return {"id": key_id, "object": "api_key", "key": issued.secret,
                 "prefix": issued.prefix, "last4": issued.last4}
@@ -88,7 +90,7 @@ async def rotate_key(request: Request, key_id: str) -> Response:
 
 @post("/admin/keys/{key_id:str}/revoke")
 async def revoke_key(request: Request, key_id: str) -> Response:
-    def run(gw, body, actor):
+    def run(gw, body, actor, command_id):
         gw.access.revoke_key(key_id, body.get("reason"), actor)
         return {"id": key_id, "object": "api_key", "status": "revoked"}
 
@@ -97,9 +99,10 @@ async def revoke_key(request: Request, key_id: str) -> Response:
 
 @post("/admin/credits/grants")
 async def grant_credits(request: Request) -> Response:
-    def run(gw, body, actor):
+    def run(gw, body, actor, command_id):
         gw.accounts.grant_credits(body.get("account_id"), body.get("amount_micros"),
-                                  body.get("reason"), actor.removeprefix("staff:"))
+                                  body.get("reason"), actor.removeprefix("staff:"),
+                                  grant_id=command_id or "")
         return {"object": "credit_grant", "account_id": body.get("account_id"),
                 "amount_micros": body.get("amount_micros"), "pool": "purchased"}
 
@@ -141,7 +144,7 @@ async def register_provider(request: Request) -> Response:
     staff_principal(request, "admin")
     await _check_resolved_host(request)
 
-    def run(gw, body, actor):
+    def run(gw, body, actor, command_id):
         slug = gw.catalog.register_provider(body, actor)
         provider = gw.catalog_view.provider(slug)
         return {"slug": slug, "object": "provider", "base_url": provider.base_url,
@@ -159,7 +162,7 @@ async def set_prices(request: Request, model_path: str) -> Response:
 
         raise DomainError("not_found", "no such route")
 
-    def run(gw, body, actor):
+    def run(gw, body, actor, command_id):
         gw.catalog.set_prices(model_id, body, actor)
         return {"model": model_id, "object": "model_price", "provider": body.get("provider"),
                 "prices": body.get("prices")}

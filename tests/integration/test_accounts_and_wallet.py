@@ -206,3 +206,20 @@ def test_money_commands_on_an_unknown_account_are_not_found(gateway):
                                          "custom", "stripe")
 
     assert grant.value.code == purchase.value.code == "not_found"
+
+
+def test_a_grant_repeated_under_one_grant_id_is_applied_once_even_without_its_record(gateway):
+    """Issue 5, finding 10: the command id derived from an Idempotency-Key reaches the event
+    store, so a repeat collides there even when the idempotency record is gone."""
+    account_id = gateway.accounts.open_account("once@example.com", "dev", "staff:test")
+
+    first = gateway.accounts.grant_credits(account_id, 5_000, "grant made exactly once",
+                                           "usr_admin", grant_id="cmd_1")
+    again = gateway.accounts.grant_credits(account_id, 5_000, "grant made exactly once",
+                                           "usr_admin", grant_id="cmd_1")
+    other = gateway.accounts.grant_credits(account_id, 5_000, "another grant, other id",
+                                           "usr_admin", grant_id="cmd_2")
+
+    assert first > 0 and again == 0 and other > first
+    view = gateway.balances.balance(account_id, int(time.time()))
+    assert view["balance_micros"] == 10_000
