@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from admin_calls import AdminCalls
 from fakes.fixtures import fake_openai, fake_openai_server  # noqa: F401
 
 from entrypoints.bootstrap import Gateway, Settings
@@ -119,7 +120,7 @@ def gateway(backend: str, tmp_path: Path) -> Iterator[Gateway]:
     close_gateway(gw, schema)
 
 
-class ServedGateway:
+class ServedGateway(AdminCalls):
     """A gateway behind a real uvicorn server on 127.0.0.1, plus an owner staff token."""
 
     def __init__(self, gateway: Gateway) -> None:
@@ -145,50 +146,6 @@ class ServedGateway:
         self.url = f"http://127.0.0.1:{self.port}"
         _, self.owner_token = gateway.access.bootstrap_owner("owner@example.com")
         self.http = httpx.Client(base_url=self.url, timeout=30)
-
-    def admin(self, method: str, path: str, **kwargs) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.owner_token}", **kwargs.pop("headers", {})}
-        return self.http.request(method, path, headers=headers, **kwargs)
-
-    def open_account(self, plan: str = "dev", credit_micros: int = 0) -> str:
-        response = self.admin("POST", "/admin/accounts",
-                              json={"email": f"{uuid.uuid4().hex[:8]}@example.com", "plan": plan})
-        assert response.status_code == 201, response.text
-        account_id = response.json()["id"]
-        if credit_micros:
-            self.grant(account_id, credit_micros)
-        return account_id
-
-    def grant(self, account_id: str, amount: int) -> httpx.Response:
-        response = self.admin("POST", "/admin/credits/grants",
-                              headers={"Idempotency-Key": uuid.uuid4().hex},
-                              json={"account_id": account_id, "amount_micros": amount,
-                                    "reason": "credit for an automated test"})
-        assert response.status_code == 201, response.text
-        return response
-
-    def issue_key(self, account_id: str, environment: str = "live", **body) -> dict:
-        response = self.admin("POST", f"/admin/accounts/{account_id}/keys",
-                              json={"name": f"key-{uuid.uuid4().hex[:6]}",
-                                    "environment": environment, **body})
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    def register_provider(self, slug: str, base_url: str, priority: int = 100,
-                          credential: str = "sk-upstream-secret-1234") -> None:
-        response = self.admin("POST", "/admin/providers",
-                              json={"slug": slug, "base_url": base_url, "allow_private": True,
-                                    "priority": priority, "credential": credential,
-                                    "timeout_ms": 5000})
-        assert response.status_code == 201, response.text
-
-    def set_price(self, model_id: str, provider: str, input_price: str = "1",
-                  output_price: str = "2", **extra) -> None:
-        response = self.admin("PUT", f"/admin/models/{model_id}/prices",
-                              json={"provider": provider,
-                                    "prices": {"input": input_price, "output": output_price},
-                                    **extra})
-        assert response.status_code == 200, response.text
 
     def close(self) -> None:
         self.http.close()

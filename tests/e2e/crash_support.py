@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from admin_calls import AdminCalls
 
 GATEWAYZ = str(Path(sys.executable).parent / "gatewayz")
 POSTGRES_URL = os.environ.get("GATEWAYZ_TEST_DATABASE_URL",
@@ -43,7 +44,7 @@ def _require(host: str, port: int, what: str) -> None:
                              "(start it: see .ci/run)") from None
 
 
-class Server:
+class Server(AdminCalls):
     """One `gatewayz serve` process plus an HTTP client speaking to it as the owner."""
 
     def __init__(self, deployment: Deployment, owner_token: str, crash_at: str | None,
@@ -81,51 +82,6 @@ class Server:
             return self.log.read_text(errors="replace")[-tail:]
         except OSError:
             return ""
-
-    # -- the owner's HTTP calls (same names as tests/conftest.py ServedGateway) -------------
-    def admin(self, method: str, path: str, **kwargs) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.owner_token}", **kwargs.pop("headers", {})}
-        return self.http.request(method, path, headers=headers, **kwargs)
-
-    def open_account(self, plan: str = "dev", credit_micros: int = 0) -> str:
-        response = self.admin("POST", "/admin/accounts",
-                              json={"email": f"{uuid.uuid4().hex[:8]}@example.com", "plan": plan})
-        assert response.status_code == 201, response.text
-        account_id = response.json()["id"]
-        if credit_micros:
-            self.grant(account_id, credit_micros)
-        return account_id
-
-    def grant(self, account_id: str, amount: int) -> httpx.Response:
-        response = self.admin("POST", "/admin/credits/grants",
-                              headers={"Idempotency-Key": uuid.uuid4().hex},
-                              json={"account_id": account_id, "amount_micros": amount,
-                                    "reason": "credit for the crash matrix"})
-        assert response.status_code == 201, response.text
-        return response
-
-    def issue_key(self, account_id: str, environment: str = "live", **body) -> dict:
-        response = self.admin("POST", f"/admin/accounts/{account_id}/keys",
-                              json={"name": f"key-{uuid.uuid4().hex[:6]}",
-                                    "environment": environment, **body})
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    def register_provider(self, slug: str, base_url: str, priority: int = 100,
-                          credential: str = "sk-upstream-secret-1234") -> None:
-        response = self.admin("POST", "/admin/providers",
-                              json={"slug": slug, "base_url": base_url, "allow_private": True,
-                                    "priority": priority, "credential": credential,
-                                    "timeout_ms": 5000})
-        assert response.status_code == 201, response.text
-
-    def set_price(self, model_id: str, provider: str, input_price: str = "1",
-                  output_price: str = "2", **extra) -> None:
-        response = self.admin("PUT", f"/admin/models/{model_id}/prices",
-                              json={"provider": provider,
-                                    "prices": {"input": input_price, "output": output_price},
-                                    **extra})
-        assert response.status_code == 200, response.text
 
     # -- lifecycle --------------------------------------------------------------------------
     def wait_dead(self, timeout: float) -> int | None:

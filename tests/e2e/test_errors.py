@@ -19,19 +19,12 @@ from e2e.support import (
     customer,
     positions,
     post_chat,
-    price_model,
     request_record,
     sdk,
 )
 
 MESSAGES = [{"role": "user", "content": "one two three"}]
 MIB = 1024 * 1024
-
-
-@pytest.fixture
-def priced(served, fake_openai):
-    price_model(served, fake_openai)
-    return served
 
 
 def _sdk_error(client: openai.OpenAI, cls: type[openai.APIStatusError], **kwargs):

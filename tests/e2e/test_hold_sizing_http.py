@@ -12,15 +12,8 @@ from e2e.support import (
     customer,
     positions,
     post_chat,
-    price_model,
     request_record,
 )
-
-
-@pytest.fixture
-def priced(served, fake_openai):
-    price_model(served, fake_openai)  # input 1, output 2 micros per token
-    return served
 
 
 @pytest.mark.parametrize("bad", ["abc", -5, [1], 0, 1.5, True, 10**7])

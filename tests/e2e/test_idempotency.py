@@ -26,7 +26,6 @@ from e2e.support import (
     customer,
     positions,
     post_chat,
-    price_model,
     request_record,
     sdk,
 )
@@ -34,12 +33,6 @@ from e2e.support import (
 CREDIT = 1_000_000
 LONG = " ".join(f"word{i}" for i in range(400))
 MESSAGES = [{"role": "user", "content": "one two three"}]
-
-
-@pytest.fixture
-def priced(served, fake_openai):
-    price_model(served, fake_openai)
-    return served
 
 
 def test_the_same_key_and_body_twice_replays_the_first_answer_and_charges_once(

@@ -7,7 +7,6 @@ import dataclasses
 import time
 import uuid
 
-import pytest
 from conftest import ServedGateway, close_gateway, make_settings
 from fakes.openai_upstream import Behaviour
 
@@ -21,19 +20,12 @@ from e2e.support import (
     ledger,
     positions,
     post_chat,
-    price_model,
     request_record,
     sdk,
 )
 from entrypoints.bootstrap import Gateway
 
 CREDIT = 2_000_000
-
-
-@pytest.fixture
-def priced(served, fake_openai):
-    price_model(served, fake_openai)
-    return served
 
 
 def _get(served, path: str, key: str):

@@ -21,7 +21,6 @@ from e2e.support import (
     chat_body,
     customer,
     post_chat,
-    price_model,
     request_events,
     request_record,
     sdk,
@@ -35,12 +34,6 @@ LONG = " ".join(f"w{i:03d}" for i in range(300))
 def _tokens(text: str) -> int:
     """The gateway's fallback count: 1 token per 4 characters, rounded up (6.5)."""
     return -(-len(text) // 4)
-
-
-@pytest.fixture
-def priced(served, fake_openai):
-    price_model(served, fake_openai, input_price="1", output_price="2")
-    return served
 
 
 def _assert_nothing_charged(served, key: str, request_id: str, reason: str) -> dict:
