@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from application.catalog import Offer
@@ -29,10 +29,15 @@ class Relay:
     def response(self, call: Call, offer: Offer, upstream: Any) -> InferenceResponse:
         from application.dispatch import headers
 
+        def abandon() -> None:
+            upstream.close()
+            self.settler.void(call, "cancelled_before_output",
+                              "the stream was dropped before it was read")
+
         return InferenceResponse(200, headers(call, offer) |
                                  {"content-type": "text/event-stream",
                                   "cache-control": "no-cache"},
-                                 stream=self.relay(call, offer, upstream))
+                                 stream=RelayStream(self.relay(call, offer, upstream), abandon))
 
     async def relay(self, call: Call, offer: Offer, upstream: Any) -> AsyncIterator[bytes]:
         chat = call.chat
@@ -90,3 +95,35 @@ class Relay:
                 usage, source = estimated_usage(call.chat.messages, meter.output_text), \
                     "estimated"
             settler.settle(call, offer, usage, source, meter.finish_reason, ttfb, False)
+
+
+class RelayStream:
+    """The relay as the HTTP layer iterates it. A generator closed (or dropped) before its
+    first step runs none of its code, so its ``finally`` would never end the hold: this
+    wrapper does, at once, instead of leaving it to the TTL sweep."""
+
+    def __init__(self, generator: AsyncIterator[bytes], abandon: Callable[[], None]) -> None:
+        self._generator = generator
+        self._abandon: Callable[[], None] | None = abandon
+
+    def __aiter__(self) -> RelayStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        self._abandon = None  # started: the generator's own clean-up ends the hold now
+        return await self._generator.__anext__()
+
+    async def aclose(self) -> None:
+        self._drop()
+        await self._generator.aclose()  # type: ignore[attr-defined]
+
+    def _drop(self) -> None:
+        abandon, self._abandon = self._abandon, None
+        if abandon is not None:
+            abandon()
+
+    def __del__(self) -> None:  # dropped without a close: a wrapper failed in between
+        try:
+            self._drop()
+        except Exception:  # never raise from a finaliser; the TTL sweep remains
+            pass
