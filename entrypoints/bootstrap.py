@@ -113,11 +113,8 @@ class Gateway:
         self.vault = SqlSecretVault(self.db, box)
         self.reconciler = HoldReconciler(self.holds, self.hold_queries, self.stores.requests,
                                          self.workers)
-        # Every projector publishes to a shared (Redis) store itself; an in-process store
-        # hears of another process's projection only by noticing it.
-        self.projector = Projector(
-            self.stores, self.db, after_commit=self._after_commit,
-            on_foreign_progress=None if settings.redis_url else self._reconcile_holds)
+        self.projector = Projector(self.stores, self.db, after_commit=self._after_commit,
+                                   on_foreign_progress=self._foreign_progress)
         wait = self.projector.wait_for
         self.accounts = AccountService(self.stores, box, self.clock, wait)
         self.access = AccessService(self.stores, self.access_queries, pepper, box, self.clock,
@@ -169,6 +166,17 @@ class Gateway:
                 self.catalog_view.refresh()
 
         return publish
+
+    def _foreign_progress(self, context: str) -> None:
+        """Another process projected ``context``: redo here what its commit did elsewhere."""
+        if context == "catalog":
+            self.catalog_view.refresh()
+        elif context == "access":
+            self.access.forget_cached()
+        elif not self.settings.redis_url:
+            # Every projector publishes to a shared (Redis) store itself; an in-process
+            # store hears of another process's projection only by noticing it.
+            self._reconcile_holds()
 
     def _reconcile_holds(self) -> None:
         try:

@@ -50,7 +50,7 @@ class Projector:
     def __init__(self, stores: EventStores, db: Any,
                  projections: Sequence[Projection] | None = None,
                  after_commit: Callable[[Any, BatchEffects], Any] | None = None,
-                 on_foreign_progress: Callable[[], None] | None = None) -> None:
+                 on_foreign_progress: Callable[[str], None] | None = None) -> None:
         self.stores = stores
         self.db = db
         self.projections = list(projections or all_projections())
@@ -99,9 +99,9 @@ class Projector:
             start = min(self._tracked(cur, context, readers, lock=False).values())
         known = self.positions.get(context)
         if known is not None and start > known and self.on_foreign_progress is not None:
-            # Another process projected events this one never saw: the hold releases they
-            # imply were not published here, so the hold store must be reconciled.
-            self.on_foreign_progress()
+            # Another process projected events this one never saw: the side effects they
+            # imply (hold releases, cache invalidations) did not happen here.
+            self.on_foreign_progress(context)
         if stop is not None and start >= stop:
             self._publish_position(context, start)
             return 0

@@ -103,3 +103,23 @@ def test_a_second_projector_running_beside_the_live_one_changes_nothing(gateway)
     reports = verify(gateway.config, gateway.stores, gateway.db)
 
     assert [(r.table, r.first_difference) for r in reports if not r.match] == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_what_another_process_projected_still_refreshes_this_ones_catalog(backend, tmp_path):
+    """Cluster shape: a separate `gatewayz projector` may apply the catalog events a serving
+    worker wrote before the worker's own pass does; the worker notices the foreign progress
+    and refreshes its cached catalog anyway (else a new provider stays unknown to it)."""
+    from application.catalog import CatalogService
+
+    with quiet_gateway(backend, tmp_path / "data") as gw:
+        writer = CatalogService(gw.stores, gw.vault, gw.clock, lambda *_: True)
+        writer.register_provider({"slug": "late", "base_url": "http://127.0.0.1:9/v1",
+                                  "allow_private": True, "credential": "sk-late"},
+                                 "staff:test")
+        Projector(gw.stores, gw.db).run_until_idle()  # the other process
+        assert gw.catalog_view.provider("late") is None
+
+        gw.projector.run_until_idle()
+
+        assert gw.catalog_view.provider("late") is not None
