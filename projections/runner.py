@@ -64,6 +64,7 @@ class Projector:
         self.failures = 0  # events recorded in projection_failures by this process
         self.last_progress = time.monotonic()
         self.on_foreign_progress = on_foreign_progress
+        self._foreign_in_batch = False
 
     # -- running --------------------------------------------------------------------------
     def run_until_idle(self, limits: dict[str, int] | None = None) -> int:
@@ -125,6 +126,8 @@ class Projector:
             effects_state = self._commit_batch(context, app, readers, notes, guarded=True)
         if effects_state is not None:
             effects_state()
+        if self._foreign_in_batch and self.on_foreign_progress is not None:
+            self.on_foreign_progress(context)  # another projector got some of these first
         self._publish_position(context, last)
         self.last_progress = time.monotonic()
         return len(notes)
@@ -136,6 +139,7 @@ class Projector:
         with self.db.transaction() as cur:
             # Re-read under the lock: another projector may have moved on meanwhile.
             tracked = self._tracked(cur, context, readers)
+            self._foreign_in_batch = min(tracked.values()) >= notes[0].id
             for note in notes:
                 if guarded:
                     self._apply_guarded(cur, context, app, readers, tracked, note, effects)
