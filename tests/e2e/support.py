@@ -154,3 +154,11 @@ def account_requests(served, account_id: str) -> list[tuple[str, str]]:
         cur.execute("SELECT request_id, status FROM requests WHERE account_id = %s "
                     "ORDER BY created_at, request_id", (account_id,))
         return [(row[0], row[1]) for row in cur.fetchall()]
+
+
+def idempotency_row(served, key: str) -> tuple | None:
+    """(state, status, content_type, body, attempt) of the idempotency record of a key."""
+    with served.gateway.db.transaction() as cur:
+        cur.execute("SELECT state, status, content_type, body, attempt FROM "
+                    "idempotency_records WHERE idem_key = %s", (key,))
+        return cur.fetchone()

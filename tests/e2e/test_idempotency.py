@@ -1,22 +1,20 @@
 """Idempotency-Key on chat completions (spec 11.2, 6.4, 6.5): a repeat of a completed request
-is replayed from the store with no new hold, charge or provider call."""
+is replayed from the store with no new hold, charge or provider call. Streams under a key:
+test_idempotency_streams.py; admin commands: test_idempotency_admin.py."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import threading
-import time
 import uuid
 from datetime import timedelta
 
-import pytest
 from fakes.openai_upstream import Behaviour
 
 from adapters.clock import FrozenClock
 from adapters.idempotency_sql import SqlIdempotencyStore
 from application.idempotency import CLAIM_TTL, command_id, request_id_for
-from domain.errors import DomainError
 from e2e.support import (
     MODEL,
     account_requests,
@@ -24,6 +22,7 @@ from e2e.support import (
     balance,
     chat_body,
     customer,
+    idempotency_row,
     positions,
     post_chat,
     request_record,
@@ -31,7 +30,6 @@ from e2e.support import (
 )
 
 CREDIT = 1_000_000
-LONG = " ".join(f"word{i}" for i in range(400))
 MESSAGES = [{"role": "user", "content": "one two three"}]
 
 
@@ -91,28 +89,6 @@ def test_the_same_key_with_a_different_body_is_refused_with_422_and_no_event(
     assert positions(priced) == before
     assert balance(priced, who.key) == money
     assert len(fake_openai.chat_requests()) == 1
-
-
-def test_a_replayed_stream_returns_the_assembled_events_and_charges_once(priced, fake_openai):
-    who = customer(priced, credit_micros=CREDIT)
-    headers = {"Authorization": f"Bearer {who.key}", "Idempotency-Key": uuid.uuid4().hex}
-    body = chat_body(stream=True, stream_options={"include_usage": True})
-
-    with priced.http.stream("POST", "/v1/chat/completions", headers=headers,
-                            json=body) as response:
-        first = b"".join(response.iter_raw())
-        request_id = response.headers["x-request-id"]
-    record = request_record(priced, request_id)
-    replay = priced.http.post("/v1/chat/completions", headers=headers, json=body)
-
-    assert replay.status_code == 200
-    assert replay.headers["idempotent-replayed"] == "true"
-    assert replay.headers["content-type"].startswith("text/event-stream")
-    assert replay.content == first
-    assert first.endswith(b"data: [DONE]\n\n")
-    assert len(fake_openai.chat_requests()) == 1
-    assert account_requests(priced, who.account_id) == [(request_id, "settled")]
-    assert balance(priced, who.key)["balance_micros"] == CREDIT - record["charged_micros"]
 
 
 def test_a_key_whose_request_failed_at_the_provider_can_be_retried_to_success(
@@ -197,100 +173,6 @@ def test_a_request_refused_for_bad_input_stores_nothing_under_its_key(priced, fa
 
 # -- holes closed in the idempotency layer ---------------------------------------------------
 
-def _idempotency_row(served, key: str) -> tuple | None:
-    with served.gateway.db.transaction() as cur:
-        cur.execute("SELECT state, status, content_type, body, attempt FROM "
-                    "idempotency_records WHERE idem_key = %s", (key,))
-        return cur.fetchone()
-
-
-def _wait_for_state(served, key: str, timeout: float = 5.0) -> tuple:
-    """The record once it has left in_progress (a stream records itself when it ends)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        row = _idempotency_row(served, key)
-        if row is not None and row[0] != "in_progress":
-            return row
-        time.sleep(0.02)
-    raise AssertionError(f"the record of {key} stayed in progress: {row}")
-
-
-def test_a_repeat_while_a_stream_is_still_running_gets_409_not_an_empty_answer(
-        priced, fake_openai):
-    who = customer(priced, credit_micros=CREDIT)
-    fake_openai.default = Behaviour(content=" ".join(LONG.split()[:60]), chunk_interval=0.01)
-    headers = {"Authorization": f"Bearer {who.key}", "Idempotency-Key": uuid.uuid4().hex}
-    body = chat_body(stream=True)
-
-    with priced.http.stream("POST", "/v1/chat/completions", headers=headers,
-                            json=body) as response:
-        chunks = response.iter_raw()
-        first = [next(chunks)]
-        during = priced.http.post("/v1/chat/completions", headers=headers, json=body)
-        first.extend(chunks)
-    streamed = b"".join(first)
-    _wait_for_state(priced, headers["Idempotency-Key"])
-    replay = priced.http.post("/v1/chat/completions", headers=headers, json=body)
-
-    assert_error(during, 409, "idempotency_in_progress")
-    assert streamed.endswith(b"data: [DONE]\n\n")
-    assert replay.status_code == 200
-    assert replay.headers["idempotent-replayed"] == "true"
-    assert replay.headers["content-type"].startswith("text/event-stream")
-    assert replay.content == streamed
-    assert len(fake_openai.chat_requests()) == 1
-
-
-def test_a_stream_the_provider_broke_off_is_not_stored_and_its_key_can_be_retried(
-        priced, fake_openai):
-    who = customer(priced, credit_micros=CREDIT)
-    fake_openai.script(Behaviour(fail_mid_stream_after=2))
-    headers = {"Authorization": f"Bearer {who.key}", "Idempotency-Key": uuid.uuid4().hex}
-    body = chat_body(stream=True)
-
-    with priced.http.stream("POST", "/v1/chat/completions", headers=headers,
-                            json=body) as response:
-        broken = b"".join(response.iter_raw())
-        broken_id = response.headers["x-request-id"]
-    assert _wait_for_state(priced, headers["Idempotency-Key"])[0] == "released"
-    retried = priced.http.post("/v1/chat/completions", headers=headers, json=body)
-
-    assert b"[DONE]" not in broken and b"provider_error" in broken
-    assert retried.status_code == 200
-    assert "idempotent-replayed" not in retried.headers
-    assert retried.content.endswith(b"data: [DONE]\n\n")
-    assert request_record(priced, broken_id)["status"] == "voided"
-    record = request_record(priced, retried.headers["x-request-id"])
-    assert len(fake_openai.chat_requests()) == 2
-    assert balance(priced, who.key)["balance_micros"] == CREDIT - record["charged_micros"]
-
-
-def test_a_stream_the_client_left_after_output_is_never_run_again_under_its_key(
-        priced, fake_openai):
-    who = customer(priced, credit_micros=CREDIT)
-    fake_openai.default = Behaviour(content=LONG, chunk_interval=0.01)
-    headers = {"Authorization": f"Bearer {who.key}", "Idempotency-Key": uuid.uuid4().hex}
-    body = chat_body(stream=True)
-
-    with priced.http.stream("POST", "/v1/chat/completions", headers=headers,
-                            json=body) as response:
-        request_id = response.headers["x-request-id"]
-        chunks = response.iter_raw()
-        for _ in range(5):
-            next(chunks)
-    record = request_record(priced, request_id)
-    state = _wait_for_state(priced, headers["Idempotency-Key"])
-    retried = priced.http.post("/v1/chat/completions", headers=headers, json=body)
-
-    assert record["status"] == "settled" and record["charged_micros"] > 0
-    assert state[0] == "unknown" and state[3] is None
-    error = assert_error(retried, 409, "conflict")
-    assert error["details"] == {"idempotency_state": "unknown"}
-    assert "new Idempotency-Key" in error["message"]
-    assert len(fake_openai.chat_requests()) == 1
-    assert account_requests(priced, who.account_id) == [(request_id, "settled")]
-
-
 def test_a_402_is_not_stored_so_the_key_works_once_the_account_has_credit(
         priced, fake_openai):
     who = customer(priced, credit_micros=0)
@@ -324,7 +206,7 @@ def test_a_claim_left_by_a_crashed_worker_is_taken_over_after_the_hold_ttl(
     assert "idempotent-replayed" not in served.headers
     assert replay.headers["idempotent-replayed"] == "true"
     assert replay.content == served.content
-    assert _idempotency_row(priced, key)[4] == 1
+    assert idempotency_row(priced, key)[4] == 1
     assert len(fake_openai.chat_requests()) == 1
 
 
@@ -353,77 +235,3 @@ def test_chat_gets_a_command_id_derived_from_the_key_and_attempt(
     assert seen == [request_id_for(command_id(scope, key, 0)),
                     request_id_for(command_id(scope, key, 1)), None]
     assert seen[0].startswith("req_") and len(seen[0]) == 30
-
-
-# -- admin commands ---------------------------------------------------------------------------
-
-def _grant(served, account_id: str, key: str, amount: int = 250_000):
-    return served.admin("POST", "/admin/credits/grants", headers={"Idempotency-Key": key},
-                        json={"account_id": account_id, "amount_micros": amount,
-                              "reason": "credit for an idempotency test"})
-
-
-def test_a_grant_that_failed_after_its_commit_is_never_applied_twice(served, monkeypatch):
-    who = customer(served, credit_micros=0)
-    key = uuid.uuid4().hex
-    commit = served.gateway.accounts.grant_credits
-
-    def commits_then_fails(*args, **kwargs):
-        commit(*args, **kwargs)
-        raise RuntimeError("connection lost after the commit")
-
-    monkeypatch.setattr(served.gateway.accounts, "grant_credits", commits_then_fails)
-    failed = _grant(served, who.account_id, key)
-    monkeypatch.undo()
-    retried = _grant(served, who.account_id, key)
-
-    assert_error(failed, 500, "internal_error")
-    error = assert_error(retried, 409, "conflict")
-    assert error["details"] == {"idempotency_state": "unknown"}
-    assert balance(served, who.key)["balance_micros"] == 250_000
-
-
-def test_a_grant_refused_by_the_use_case_releases_its_key(served, monkeypatch):
-    who = customer(served, credit_micros=0)
-    key = uuid.uuid4().hex
-    commit = served.gateway.accounts.grant_credits
-    calls = []
-
-    def refuses_once(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 1:
-            raise DomainError("conflict", "too many concurrent changes; retry")
-        return commit(*args, **kwargs)
-
-    monkeypatch.setattr(served.gateway.accounts, "grant_credits", refuses_once)
-    refused = _grant(served, who.account_id, key)
-    retried = _grant(served, who.account_id, key)
-    replayed = _grant(served, who.account_id, key)
-
-    assert_error(refused, 409, "conflict")
-    assert retried.status_code == 201 and "idempotent-replayed" not in retried.headers
-    assert replayed.headers["idempotent-replayed"] == "true"
-    assert len(calls) == 2
-    assert balance(served, who.key)["balance_micros"] == 250_000
-
-
-@pytest.mark.parametrize("route", ["issue", "rotate"])
-def test_a_key_is_shown_once_and_never_stored_with_its_idempotency_record(served, route):
-    who = customer(served, credit_micros=0)
-    key = uuid.uuid4().hex
-    if route == "issue":
-        path, body = f"/admin/accounts/{who.account_id}/keys", {"name": "idem-key"}
-    else:
-        path, body = f"/admin/keys/{who.key_id}/rotate", {"grace_seconds": 60}
-
-    first = served.admin("POST", path, headers={"Idempotency-Key": key}, json=body)
-    replay = served.admin("POST", path, headers={"Idempotency-Key": key}, json=body)
-
-    assert first.status_code == replay.status_code == (201 if route == "issue" else 200)
-    secret = first.json()["key"]
-    assert secret.startswith("gw_") and "key_redacted" not in first.json()
-    assert replay.headers["idempotent-replayed"] == "true"
-    assert replay.json() == {**first.json(), "key": None, "key_redacted": True}
-    stored = _idempotency_row(served, key)
-    assert stored[0] == "done" and secret not in stored[3] and secret[-12:] not in stored[3]
-    assert balance(served, secret)["balance_micros"] == 0  # the key shown once works

@@ -4,15 +4,19 @@ Everything goes through ``gw.inference`` of a real Gateway (events in memory or 
 read models, hold store, group-commit writer), so wiring changes in bootstrap do not break the
 tests; only the provider port is fake. Prices are whole USD per million tokens, so a cost is
 exact integer arithmetic here (1 USD/M = 1 micro per token) and never calls production code.
+The reads at the end (terminal event, balance, hold store, SSE bodies) are what the service
+tests assert on.
 """
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from typing import Any
 
 from fakes.provider_port import FakeProviderPort
-from integration.support import RawEvent, stream_events
+from integration.support import TERMINAL_TYPES, RawEvent, stream_events
 
 from application.chat_request import ChatRequest, parse_chat
 from domain.inference_request import InferenceRequest
@@ -21,6 +25,7 @@ SOLO = "acme/solo-1"  # served by alpha only
 DUO = "acme/duo-1"    # alpha first (priority 10), then beta (priority 20)
 PRICES = {"alpha": (1, 2), "beta": (2, 4)}  # USD per million: (input, output)
 STAFF = "usr_service-test"
+CREDIT = 10_000_000
 
 
 def add_providers(gw: Any) -> None:
@@ -98,3 +103,60 @@ def cost(slug: str, prompt: int, completion: int) -> int:
 def estimated_tokens(text: str) -> int:
     """The README's fallback count: 1 token per 4 characters, rounded up."""
     return -(-len(text) // 4)
+
+
+def settle_all(gw) -> None:
+    """Everything handed to the writer committed, then projected (the test's projector)."""
+    assert gw.writer.wait_idle(10)
+    gw.projector.run_until_idle()
+
+
+def available(gw, account_id: str) -> int:
+    return gw.holds.available(account_id, int(time.time()))
+
+
+def balance(gw, account_id: str) -> dict:
+    return gw.balances.balance(account_id, int(time.time()))
+
+
+def terminal(gw, request_id: str):
+    events = events_of(gw, request_id)
+    ends = [e for e in events if e.type in TERMINAL_TYPES]
+    assert len(ends) == 1, [e.type for e in events]
+    assert events[0].type == "InferenceRequest.HoldPlaced"
+    return events[0].data, ends[0]
+
+
+def aggregate(gw, request_id: str) -> InferenceRequest:
+    return gw.stores.requests.repository.get(InferenceRequest.create_id(request_id))
+
+
+def assert_voided_free(gw, account_id: str, request_id: str, reason: str | None,
+                       credit: int = CREDIT) -> None:
+    settle_all(gw)
+    _, end = terminal(gw, request_id)
+    assert end.type == "InferenceRequest.HoldVoided", end
+    if reason is not None:
+        assert end.data["reason"] == reason, end.data
+    assert aggregate(gw, request_id).outcome == "voided"
+    view = balance(gw, account_id)
+    assert (view["balance_micros"], view["open_holds"]) == (credit, 0)
+    assert available(gw, account_id) == credit
+
+
+async def consume(stream) -> bytes:
+    return b"".join([chunk async for chunk in stream])
+
+
+def sse_events(raw: bytes) -> list:
+    out = []
+    for event in raw.split(b"\n\n"):
+        if event.startswith(b"data: "):
+            data = event[6:]
+            out.append(data.decode() if data == b"[DONE]" else json.loads(data))
+    return out
+
+
+def content_of(events: list) -> str:
+    return "".join(choice.get("delta", {}).get("content") or ""
+                   for e in events if isinstance(e, dict) for choice in e.get("choices", []))
