@@ -16,6 +16,7 @@ from domain.errors import DomainError
 
 _log = logging.getLogger("gatewayz.http")
 
+
 def idempotency_key(request: Request, required: bool = False) -> str | None:
     key = request.headers.get("idempotency-key")
     if key is None:
@@ -55,7 +56,7 @@ async def idempotent(store: Any, scope: str, key: str | None, raw: bytes,
     import asyncio
 
     if key is None:
-        return await _produce(produce, None)
+        return await produce(None)
     body_hash = hashlib.sha256(raw).hexdigest()
     claim = await asyncio.to_thread(store.claim, scope, key, body_hash)
     if claim.state == "mismatch":
@@ -76,7 +77,7 @@ async def idempotent(store: Any, scope: str, key: str | None, raw: bytes,
                         headers={"idempotent-replayed": "true"})
     attempt = claim.attempt
     try:
-        response = await _produce(produce, command_id(scope, key, attempt))
+        response = await produce(command_id(scope, key, attempt))
     except BaseException as error:
         end = store.release if released_on(error) else store.abandon
         if isinstance(error, Exception):
@@ -103,16 +104,6 @@ async def idempotent(store: Any, scope: str, key: str | None, raw: bytes,
         _log.exception("could not store the response of idempotent key %r", key)
         await _quietly(asyncio.to_thread(store.abandon, scope, key, attempt=attempt))
     return response
-
-
-async def _produce(produce: Callable[..., Awaitable[Response]],
-                   command: str | None) -> Response:
-    """``produce(command_id)``; a zero-argument ``produce`` is still accepted."""
-    import inspect
-
-    if inspect.signature(produce).parameters:
-        return await produce(command)
-    return await produce()
 
 
 def _bytes(content: Any) -> bytes:
