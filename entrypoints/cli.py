@@ -115,8 +115,8 @@ def cmd_holds(args: argparse.Namespace) -> int:
     settings = _settings(args, run_projector=False)
     if not settings.redis_url:
         print("holds verify: the embedded hold store lives inside `gatewayz serve`, which "
-              "reconciles it with the event store on start and every sweep; nothing to "
-              "compare from outside")
+              "reconciles it with the event store on start and every sweep; check it "
+              "with GET /admin/holds/verify on the serving process")
         return 0
     gateway = Gateway(settings)
     try:

@@ -180,3 +180,14 @@ async def request_record(request: Request, request_id: str) -> Response:
 
         raise DomainError("not_found", "no such request", param="request_id")
     return json_response(record)
+
+
+@get("/admin/holds/verify")
+async def verify_holds(request: Request) -> Response:
+    """This worker's hold store against the open holds of the event store (the embedded
+    store lives in the serving process, so this is where it can be checked)."""
+    staff_principal(request, "admin")
+    gw = gateway(request)
+    differences = await asyncio.to_thread(gw.reconciler.verify)
+    return json_response({"object": "holds_verification", "match": not differences,
+                          "differences": differences[:100]})

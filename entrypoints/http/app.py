@@ -28,7 +28,7 @@ def create_litestar(gateway) -> Litestar:
             self_service.own_balance, self_service.own_ledger, self_service.own_keys,
             admin.open_account, admin.issue_key, admin.rotate_key, admin.revoke_key,
             admin.grant_credits, admin.register_provider, admin.set_prices,
-            admin.request_record,
+            admin.request_record, admin.verify_holds,
             finance.balance, finance.statement,
             health.health, health.health_ready,
         ],
