@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from typing import Any
 
 from adapters.workers import HEARTBEAT_TTL_S
@@ -43,18 +44,23 @@ class Maintenance:
     def __init__(self, gw: Any) -> None:
         self.gw = gw
         self._tasks: list[asyncio.Task] = []
+        self._stop = threading.Event()
+        self._beating: threading.Thread | None = None
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._heartbeat()),
-                       asyncio.create_task(self._sweep())]
+        # The heartbeat has its own thread: an event loop busy for a while must not make
+        # other workers take this live one for dead and void its requests in flight.
+        self._beating = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
+        self._beating.start()
+        self._tasks = [asyncio.create_task(self._sweep())]
 
-    async def _heartbeat(self) -> None:
-        while True:
+    def _heartbeat(self) -> None:
+        while not self._stop.is_set():
             try:
-                await asyncio.to_thread(self.gw.workers.beat)
+                self.gw.workers.beat()
             except Exception:
                 log.warning("worker heartbeat failed; retrying")
-            await asyncio.sleep(HEARTBEAT_TTL_S / 4)
+            self._stop.wait(HEARTBEAT_TTL_S / 4)
 
     async def _sweep(self) -> None:
         while True:
@@ -62,6 +68,7 @@ class Maintenance:
             await asyncio.sleep(SWEEP_INTERVAL_S)
 
     async def stop(self) -> None:
+        self._stop.set()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
