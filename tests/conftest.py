@@ -6,6 +6,7 @@ the test FAILS (never skips), so a green run always means they ran.
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import threading
@@ -133,6 +134,10 @@ class ServedGateway(AdminCalls):
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         sock.close()
+        # SDK clients that earlier tests left unclosed are freed by the cyclic GC, and their
+        # __del__ logs: if that runs inside Litestar's logging setup (which holds logging's
+        # lock while it starts a listener thread) the new thread deadlocks. Collect now.
+        gc.collect()
         config = uvicorn.Config(create_app(gateway), host="127.0.0.1", port=self.port,
                                 log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)
