@@ -76,13 +76,6 @@ class InProcessHoldStore:
                 holds.setdefault(hold_id, CachedHold(dict(parts), 0, ""))
             self._balances[account_id] = snapshot
 
-    def seed(self, account_id: str, snapshot: BalanceSnapshot) -> None:
-        """Load an account not loaded yet, with the open holds the snapshot names."""
-        with self._lock:
-            if account_id in self._balances:
-                return
-        self.reconcile(account_id, snapshot, [], snapshot.open_holds)
-
     def cached_holds(self, account_id: str) -> dict[str, CachedHold]:
         with self._lock:
             return dict(self._holds.get(account_id, {}))

@@ -167,14 +167,8 @@ class RedisHoldStore:
         except redis.RedisError as error:
             raise HoldStoreUnavailable(str(error)) from None
 
-    def seed(self, account_id: str, snapshot: BalanceSnapshot) -> None:
-        """Load an account not loaded yet, with the open holds the snapshot names."""
-        try:
-            if self.client.hexists(self._keys(account_id)[0], "version"):
-                return
-        except redis.RedisError as error:
-            raise HoldStoreUnavailable(str(error)) from None
-        self.reconcile(account_id, snapshot, [], snapshot.open_holds)
+    def forget_idle(self) -> None:
+        """Nothing to forget: every projector publishes into this shared store itself."""
 
     def available(self, account_id: str, now_epoch: int) -> int | None:
         status, free, _, _ = self._place(keys=self._keys(account_id),

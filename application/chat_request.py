@@ -24,20 +24,18 @@ class ChatRequest:
     stream: bool
     include_usage: bool
     n: int = 1
-    requested_limit: int | None = None  # the smallest output limit the client sent
 
 
 def _bad(message: str, param: str | None, code: str = "invalid_request") -> DomainError:
     return DomainError(code, message, param=param)
 
 
-def _limit(body: dict, name: str) -> int | None:
+def _check_limit(body: dict, name: str) -> None:
     value = body.get(name)
     if value is None:
-        return None
+        return
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_OUTPUT_LIMIT:
         raise _bad(f"{name} must be an integer from 1 to {MAX_OUTPUT_LIMIT}", name)
-    return value
 
 
 def _bounded_array(body: dict, name: str) -> None:
@@ -75,7 +73,8 @@ def parse_chat(body: Any) -> ChatRequest:
         n = 1
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_N:
         raise _bad(f"n must be an integer from 1 to {MAX_N}", "n")
-    limits = [v for v in (_limit(body, name) for name in LIMIT_FIELDS) if v is not None]
+    for name in LIMIT_FIELDS:
+        _check_limit(body, name)
     for name in ("tools", "functions"):
         _bounded_array(body, name)
     temperature = body.get("temperature")
@@ -98,8 +97,7 @@ def parse_chat(body: Any) -> ChatRequest:
                        "stream_options.include_usage")
         include_usage = flag is True
     return ChatRequest(body=body, model=model.strip(), messages=messages, stream=stream,
-                       include_usage=include_usage, n=n,
-                       requested_limit=min(limits) if limits else None)
+                       include_usage=include_usage, n=n)
 
 
 def upstream_chat_body(chat: ChatRequest, native_model_id: str, limit: int) -> dict[str, Any]:

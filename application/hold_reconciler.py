@@ -17,10 +17,12 @@ when a worker meets an account the cache does not know.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.utils import get_topic
 
 from application.ports import HoldStore, WorkerRegistry
@@ -89,8 +91,6 @@ class HoldReconciler:
         first = self._differences()
         if not first or confirm_after_s <= 0:
             return first
-        import time
-
         time.sleep(confirm_after_s)
         again = set(self._differences())
         return [line for line in first if line in again]
@@ -142,8 +142,6 @@ class HoldReconciler:
 
     def _recorded(self, hold_id: str) -> bool:
         """Whether the event store holds this request: the only source for "never"."""
-        from eventsourcing.application import AggregateNotFoundError
-
         try:
             self.requests.repository.get(InferenceRequest.create_id(hold_id))
         except AggregateNotFoundError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 
-from application.crashpoints import crash_point
+from application.crashpoints import armed, crash_point
 from application.group_commit import GroupCommitWriter
 from application.inference_call import Call, ms_since
 from domain import pools
@@ -38,7 +38,8 @@ class Settler:
         crash_point("after_answer")
         # Submitted, not awaited here: settlement must happen even when the client has gone.
         future = self.writer.submit(aggregate)
-        future.add_done_callback(_after_settle_commit)
+        if armed("after_settle_commit"):
+            future.add_done_callback(_after_settle_commit)
         return future
 
     def void(self, call: Call, reason: str, detail: str) -> None:

@@ -180,9 +180,7 @@ class Gateway:
 
     def _reconcile_holds(self) -> None:
         try:
-            forget_idle = getattr(self.holds, "forget_idle", None)
-            if forget_idle is not None:
-                forget_idle()  # balances another process may have moved: reload on use
+            self.holds.forget_idle()  # balances another process may have moved: reload on use
             self.reconciler.reconcile_all()
         except Exception:
             log.warning("hold reconciliation failed; the next sweep retries")

@@ -213,10 +213,6 @@ class BalanceQueries:
                                trial_ends_epoch=ends, allowance_active=bool(row[4]),
                                version=version, open_holds=holds)
 
-    def seed_snapshot(self, account_id: str):
-        with self.db.transaction() as cur:
-            return self.snapshot(cur, account_id, self.version(cur), with_holds=True)
-
     def balance(self, account_id: str, now_epoch: int, as_of: str | None = None) -> dict | None:
         with self.db.transaction() as cur:
             cur.execute("SELECT opened_at FROM accounts WHERE account_id = %s", (account_id,))
@@ -266,11 +262,6 @@ class BalanceQueries:
             "trial_ends_at": flags[0],
             "arrears": False,
         }
-
-    def hold_recorded(self, request_id: str) -> bool:
-        with self.db.transaction() as cur:
-            cur.execute("SELECT 1 FROM holds WHERE request_id = %s", (request_id,))
-            return cur.fetchone() is not None
 
     def expired_holds(self, cutoff: str) -> list[str]:
         with self.db.transaction() as cur:

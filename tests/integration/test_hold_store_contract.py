@@ -137,13 +137,13 @@ def test_released_holds_restore_availability_even_with_an_older_snapshot(store):
     assert store.available(acct, NOW) == 3 * HOLD
 
 
-def test_seeding_brings_in_open_holds_once_and_never_overwrites_a_published_balance(store):
+def test_loading_brings_in_open_holds_and_an_older_load_never_overwrites_it(store):
     acct = account()
     open_holds = {"req_old": {"trial": 0, "allowance": 0, "purchased": 2 * HOLD}}
 
-    store.seed(acct, snapshot(3, purchased=5 * HOLD, open_holds=open_holds))
+    store.reconcile(acct, snapshot(3, purchased=5 * HOLD), [], open_holds)
     assert store.available(acct, NOW) == 3 * HOLD
-    store.seed(acct, snapshot(9, purchased=50 * HOLD))
+    store.reconcile(acct, snapshot(2, purchased=50 * HOLD), [], {})
     assert store.available(acct, NOW) == 3 * HOLD
     store.publish(acct, snapshot(4, purchased=5 * HOLD), ["req_old"])
     assert store.available(acct, NOW) == 5 * HOLD

@@ -14,6 +14,7 @@ from application.chat_request import (
     upstream_chat_body,
 )
 from domain.errors import DomainError
+from domain.hold_sizing import requested_output_limit
 from domain.pricing import Prices, TokenUsage, cost_micros, hold_micros, output_limit
 from entrypoints.http.errors import CODE_STATUS
 
@@ -42,15 +43,16 @@ def test_every_limit_field_must_be_a_bounded_positive_integer(name, bad):
 
 @pytest.mark.parametrize("name", LIMITS)
 def test_limit_fields_accept_1_to_the_bound_and_null(name):
-    assert parse_chat(_body(**{name: 1})).requested_limit == 1
-    assert parse_chat(_body(**{name: MAX_OUTPUT_LIMIT})).requested_limit == MAX_OUTPUT_LIMIT
-    assert parse_chat(_body(**{name: None})).requested_limit is None
+    assert requested_output_limit(parse_chat(_body(**{name: 1})).body) == 1
+    assert requested_output_limit(parse_chat(_body(**{name: MAX_OUTPUT_LIMIT})).body) == \
+        MAX_OUTPUT_LIMIT
+    assert requested_output_limit(parse_chat(_body(**{name: None})).body) is None
 
 
 def test_requested_limit_is_the_smallest_limit_sent():
     chat = parse_chat(_body(max_tokens=300, max_completion_tokens=200, max_output_tokens=900))
-    assert chat.requested_limit == 200
-    assert parse_chat(_body()).requested_limit is None
+    assert requested_output_limit(chat.body) == 200
+    assert requested_output_limit(parse_chat(_body()).body) is None
 
 
 def test_n_is_kept_and_defaults_to_1():
@@ -137,7 +139,7 @@ def test_the_provider_cannot_produce_more_than_the_hold_covers(limits, n, stream
     sent = upstream_chat_body(chat, "native", limit)
     present = [name for name in LIMITS if name in sent]
     assert len(present) == 1 and sent[present[0]] == limit
-    assert chat.requested_limit in (None, limit)
+    assert requested_output_limit(chat.body) in (None, limit)
     # Whatever the provider returns within what it was told, the hold covers it.
     completion = data.draw(st.integers(0, chat.n * sent[present[0]]))
     usage = TokenUsage(prompt_tokens=10, completion_tokens=completion)
