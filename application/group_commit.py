@@ -20,6 +20,8 @@ from typing import Any
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError
 
+from application import envelope
+
 _STOP = object()
 log = logging.getLogger("gatewayz.writer")
 STUCK_AFTER_S = 10.0
@@ -46,6 +48,8 @@ class GroupCommitWriter:
         # it is given even when the batch fails, so the one-by-one retry below would
         # otherwise record nothing and report success for every aggregate in the batch.
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
+        # The writer's thread does not share the caller's context: stamp the envelope here.
+        envelope.stamp(events)
         self._last_submitted = next(self._submitted)  # atomic in CPython
         self._queue.put((events, future))
         return future

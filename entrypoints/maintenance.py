@@ -14,7 +14,10 @@ import threading
 from typing import Any
 
 from adapters.workers import HEARTBEAT_TTL_S
+from application import envelope
+from application.envelope import Actor, Envelope
 from application.sweeper import SWEEP_INTERVAL_S, sweep_expired_holds, void_holds_of_dead_workers
+from domain.ids import new_id
 
 log = logging.getLogger("gatewayz.maintenance")
 
@@ -22,6 +25,16 @@ log = logging.getLogger("gatewayz.maintenance")
 def sweep_once(gw: Any) -> dict[str, int]:
     """One pass, blocking (run it off the event loop). Returns what each step did."""
     done = {"expired": 0, "voided": 0, "reconciled": 0}
+    with envelope.acting(Envelope(Actor("scheduler", "hold-sweeper"),
+                                  correlation_id=new_id("job"))):
+        _steps(gw, done)
+    if done["expired"] or done["voided"]:
+        # Their terminal events release holds once projected; do it now, not next poll.
+        gw.projector.wake()
+    return done
+
+
+def _steps(gw: Any, done: dict[str, int]) -> None:
     steps = (
         ("expired", lambda: sweep_expired_holds(gw.stores.requests, gw.balances.expired_holds,
                                                 gw.clock)),
@@ -34,10 +47,6 @@ def sweep_once(gw: Any) -> dict[str, int]:
             done[name] = step()
         except Exception:
             log.exception("hold maintenance step %s failed; retrying next pass", name)
-    if done["expired"] or done["voided"]:
-        # Their terminal events release holds once projected; do it now, not next poll.
-        gw.projector.wake()
-    return done
 
 
 class Maintenance:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from litestar import Request
 
+from application import envelope
+from application.envelope import Actor
 from application.principals import KeyPrincipal, StaffPrincipal
 from domain.errors import DomainError
 from entrypoints.http.context import credential
@@ -18,6 +20,7 @@ def key_principal(request: Request, permission: str) -> KeyPrincipal:
     if not presented:
         raise DomainError("missing_api_key", "an API key is required (Authorization: Bearer)")
     principal = gateway(request).access.authenticate_key(presented)
+    envelope.identify(Actor("api_key", principal.key.key_id, principal.key.prefix))
     if not principal.allows(permission):
         raise DomainError("insufficient_scope", f"this key lacks the {permission} scope")
     return principal
@@ -28,6 +31,7 @@ def staff_principal(request: Request, permission: str) -> StaffPrincipal:
     if not presented:
         raise DomainError("missing_api_key", "a staff token is required (Authorization: Bearer)")
     principal = gateway(request).access.authenticate_staff(presented)
+    envelope.identify(Actor("staff", principal.user_id))
     if not principal.allows(permission):
         raise DomainError("forbidden", f"this route requires {permission}")
     return principal

@@ -9,6 +9,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from application import envelope
 from application.principals import KeyPrincipal, StaffPrincipal
 from domain.errors import DomainError
 from domain.ids import new_id
@@ -29,6 +30,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             return
         request_id = new_id("req")
         scope.setdefault("state", {})["request_id"] = request_id
+        envelope.begin(request_id)  # events this request saves carry it (11.1)
         client_id = None
         for name, value in scope["headers"]:
             if name == b"x-client-request-id":

@@ -11,6 +11,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.response import Stream
 
+from application import envelope
 from application.idempotency import command_id, stores_response
 from domain.errors import DomainError
 
@@ -77,7 +78,9 @@ async def idempotent(store: Any, scope: str, key: str | None, raw: bytes,
                         headers={"idempotent-replayed": "true"})
     attempt = claim.attempt
     try:
-        response = await produce(command_id(scope, key, attempt))
+        command = command_id(scope, key, attempt)
+        envelope.update(command_id=command)
+        response = await produce(command)
     except BaseException as error:
         end = store.release if released_on(error) else store.abandon
         if isinstance(error, Exception):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import Request, Response, get, post
 from litestar.response import Stream
 
+from application import envelope
 from application.catalog import ECHO_MODEL
 from application.chat_request import parse_chat
 from application.idempotency import request_id_for
@@ -33,6 +34,7 @@ async def chat_completions(request: Request) -> Response:
         # the request id of this answer too (X-Request-ID, error bodies).
         if command_id is not None:
             command_id = request.scope["state"]["request_id"] = request_id_for(command_id)
+            envelope.update(correlation_id=command_id)
         result = await _unless_client_leaves(request, gw.inference.chat(
             request_id(request), chat, principal, command_id=command_id))
         if result is None:  # 6.5: the client left before the answer; nothing is charged
