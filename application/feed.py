@@ -3,8 +3,9 @@
 The auditors' feed, the Kafka relay and the audit trail all read events through
 ``published``, so there is one answer to "what does event X look like". Positions are per
 bounded context: Gatewayz keeps one events table per context (accounts, access, requests,
-catalog) for write capacity, each with its own gap-free, commit-ordered notification ids, so
-an event's place in history is the pair (``context``, ``position``).
+catalog) for write capacity, each with its own commit-ordered notification ids (on PostgreSQL
+a rolled-back insert may leave an unused id; readers lose nothing), so an event's place in
+history is the pair (``context``, ``position``).
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ CONTEXTS = ("accounts", "access", "requests", "catalog")
 _AGGREGATE_NAMES = {"InferenceRequest": "Request"}
 _STREAM_TYPES = {"InferenceRequest": "request", "ApiKey": "key", "GrantLog": "grant_log",
                  "OwnerBootstrap": "owner_bootstrap"}
+# The library's own bookkeeping (originator_topic names the aggregate class on creation)
+# is not event data.
 _SKIP = ("originator_id", "originator_version", "timestamp", "class_version",
-         envelope.ATTRIBUTE)
+         "originator_topic", envelope.ATTRIBUTE)
 
 
 def event_id(stream: UUID | str, version: int) -> str:

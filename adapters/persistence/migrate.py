@@ -9,15 +9,34 @@ from adapters.persistence.database import PostgresDatabase, SqliteDatabase
 TRACKING_DDL = "CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY)"
 
 
-def migration_files() -> list[tuple[str, str]]:
+DIALECTS = ("postgres", "sqlite")
+SEPARATOR = "-- statement"
+
+
+def migration_files(dialect: str | None = None) -> list[tuple[str, str]]:
+    """Portable ``NNN_name.sql`` files, plus ``NNN_name.<dialect>.sql`` ones for ``dialect``
+    (triggers and functions have no portable spelling)."""
     root = resources.files("migrations")
-    files = sorted(p for p in root.iterdir() if p.name.endswith(".sql"))
-    return [(p.name, p.read_text(encoding="utf-8")) for p in files]
+    files = []
+    for path in sorted(p for p in root.iterdir() if p.name.endswith(".sql")):
+        only = path.name.rsplit(".", 2)[-2] if path.name.count(".") >= 2 else None
+        if only in DIALECTS and only != dialect:
+            continue
+        files.append((path.name, path.read_text(encoding="utf-8")))
+    return files
 
 
 def statements(sql: str) -> list[str]:
-    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    """Statements split on ``;``, or on ``-- statement`` lines when a file has them (bodies
+    of triggers and functions contain semicolons)."""
+    if SEPARATOR in sql:
+        parts = sql.split(SEPARATOR)
+    else:
+        lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+        parts = "\n".join(lines).split(";")
+    cleaned = ["\n".join(line for line in part.splitlines()
+                         if not line.strip().startswith("--")).strip() for part in parts]
+    return [part for part in cleaned if part]
 
 
 def migrate(db: SqliteDatabase | PostgresDatabase) -> list[str]:
@@ -30,7 +49,7 @@ def migrate(db: SqliteDatabase | PostgresDatabase) -> list[str]:
         cur.execute(TRACKING_DDL)
         cur.execute("SELECT version FROM schema_migrations")
         done = {row[0] for row in cur.fetchall()}
-        for name, sql in migration_files():
+        for name, sql in migration_files(db.dialect):
             if name in done:
                 continue
             for statement in statements(sql):

@@ -52,7 +52,7 @@ def test_migrate_applies_every_file_once_and_a_second_run_changes_nothing(read_m
 
     second = migrate(read_model_db)
 
-    assert first == [name for name, _ in migration_files()]
+    assert first == [name for name, _ in migration_files(read_model_db.dialect)]
     assert second == []
     assert schema_of(read_model_db) == shape
     with read_model_db.transaction() as cur:
