@@ -40,6 +40,17 @@ class SecretBox:
         raw = base64.urlsafe_b64decode(ciphertext.removeprefix("v1:"))
         return self._aead.decrypt(raw[:12], raw[12:], None).decode()
 
+    def wrap(self, key: bytes, context: str) -> str:
+        """Encrypt a data key; ``context`` (e.g. the account id) is bound as associated
+        data, so a wrapped key copied onto another row fails to unwrap there."""
+        nonce = secrets.token_bytes(12)
+        data = self._aead.encrypt(nonce, key, context.encode())
+        return "k1:" + base64.urlsafe_b64encode(nonce + data).decode()
+
+    def unwrap(self, wrapped: str, context: str) -> bytes:
+        raw = base64.urlsafe_b64decode(wrapped.removeprefix("k1:"))
+        return self._aead.decrypt(raw[:12], raw[12:], context.encode())
+
 
 class SqlSecretVault:
     """Provider credentials, encrypted, outside the event store (events carry last 4 only)."""

@@ -12,8 +12,9 @@ from typing import Protocol
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
+from application.erasure import PersonalDataKeys
 from application.event_stores import EventStores
-from application.ports import Clock, PersonalDataCipher
+from application.ports import Clock
 from application.principals import (
     CUSTOMER_SCOPES,
     KeyPrincipal,
@@ -60,7 +61,7 @@ class IssuedKey:
 
 class AccessService:
     def __init__(self, stores: EventStores, reader: AccessReader, pepper: bytes,
-                 cipher: PersonalDataCipher, clock: Clock,
+                 cipher: PersonalDataKeys, clock: Clock,
                  wait: Callable[[str, int], None]) -> None:
         self.app = stores.access
         self.accounts = stores.accounts
@@ -79,7 +80,8 @@ class AccessService:
         user_id = new_id("usr")
         claim = OwnerBootstrap(user_id=user_id)
         user = User(user_id=user_id, account_id=None, role="owner",
-                    email_enc=self.cipher.encrypt(email), actor="system:bootstrap")
+                    # A staff user of no account: their data key is keyed by their user id.
+                    email_enc=self.cipher.encrypt(email, user_id), actor="system:bootstrap")
         # The first owner holds every permission so a new install can be operated at all.
         for permission in GRANTABLE_PERMISSIONS:
             user.grant_permission(permission, "granted to the first owner at bootstrap",

@@ -9,8 +9,9 @@ from datetime import timedelta
 
 from eventsourcing.application import AggregateNotFoundError
 
+from application.erasure import PersonalDataKeys
 from application.event_stores import EventStores
-from application.ports import Clock, PersonalDataCipher
+from application.ports import Clock
 from application.retry import with_retry
 from domain.account import PLANS, Account
 from domain.errors import DomainError
@@ -26,7 +27,7 @@ Waiter = Callable[[str, int], None]
 
 
 class AccountService:
-    def __init__(self, stores: EventStores, cipher: PersonalDataCipher, clock: Clock,
+    def __init__(self, stores: EventStores, cipher: PersonalDataKeys, clock: Clock,
                  wait: Waiter) -> None:
         self.app = stores.accounts
         self.cipher = cipher
@@ -41,9 +42,11 @@ class AccountService:
                               param="plan")
         account_id = new_id("acct")
         domain_hash = hashlib.sha256(email.rsplit("@", 1)[1].lower().encode()).hexdigest()
+        # The account's data key is created and committed by this call, before the event
+        # that uses it is saved (adapters/data_keys.py): a crash leaves at most an unused key.
+        email_enc = self.cipher.encrypt(email.strip().lower(), account_id)
         account = Account(account_id=account_id, origin=origin, plan=plan,
-                          email_enc=self.cipher.encrypt(email.strip().lower()),
-                          email_domain_hash=domain_hash, actor=actor)
+                          email_enc=email_enc, email_domain_hash=domain_hash, actor=actor)
         wallet = Wallet(account_id=account_id)
         if plan == "trial":
             ends = self.clock.now() + timedelta(days=TRIAL_DAYS)

@@ -21,7 +21,7 @@ STATUS = {
     404: ("model_not_found", "not_found"),
     405: ("method_not_allowed",),
     409: ("idempotency_in_progress", "conflict", "key_name_taken", "key_limit_reached",
-          "last_owner"),
+          "last_owner", "already_erased"),
     413: ("request_too_large",),
     422: ("model_pricing_missing", "idempotency_key_reused", "grant_limit_exceeded"),
     429: ("rate_limit_exceeded", "concurrency_limit_exceeded", "key_request_quota_exhausted"),
