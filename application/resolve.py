@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from application import security_events
 from application.access import model_allowed
 from application.catalog import BUILTIN_PROVIDER, ECHO_MODEL, CatalogView, Offer, ProviderInfo
 from application.principals import KeyPrincipal
@@ -12,6 +13,7 @@ from domain.pricing import Prices, fallback_prices, is_premium_model
 def resolve_offers(catalog: CatalogView, model: str, principal: KeyPrincipal) -> list[Offer]:
     if model == ECHO_MODEL:
         if principal.key.environment != "test":
+            security_events.report_misuse(principal.key, "model_not_allowed")
             raise DomainError("model_not_allowed",
                               "gatewayz/echo is served to test keys only", param="model")
         echo = ProviderInfo(BUILTIN_PROVIDER, "Gatewayz", "echo", "", False, True, 0, 60_000,
@@ -31,6 +33,7 @@ def resolve_offers(catalog: CatalogView, model: str, principal: KeyPrincipal) ->
                               param="model")
         offers = [Offer(model, pinned, rest, fallback_prices(), None)]
     if not model_allowed(principal.key, model):
+        security_events.report_misuse(principal.key, "model_not_allowed")  # 11.3
         raise DomainError("model_not_allowed", "this key may not use that model",
                           param="model")
     return offers
