@@ -9,7 +9,11 @@ page, so the page and its opening balance come from one snapshot on PostgreSQL a
 
 The cursor is opaque to clients: urlsafe base64 (unpadded) of JSON naming the order and the
 (at, line_id) of the last line returned. It carries no filters: a client repeats ``from``,
-``to`` and ``as_of`` with it. A cursor only positions a read within the caller's own account,
+``to`` and ``as_of`` (or ``as_of_position``) with it.
+
+As of a point (projections/as_of.py) a statement keeps only the lines whose (context,
+position) is at or before it, in its page and in the opening balance alike: a line can sort
+before another by ``at`` yet have committed after it. A cursor only positions a read within the caller's own account,
 so it needs no signature; anything that does not decode to that shape is a 400.
 """
 
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import DomainError
+from projections.as_of import AsOf
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -92,8 +97,9 @@ class LedgerQueries:
 
     def page(self, account_id: str, request: PageRequest | None = None, *,
              as_of: str | None = None, start: str | None = None,
-             end: str | None = None) -> dict[str, Any]:
-        """One page of the account's lines with ``at`` <= as_of, >= start and < end.
+             end: str | None = None, point: AsOf | None = None) -> dict[str, Any]:
+        """One page of the account's lines with ``at`` <= as_of, >= start and < end, and
+        (given ``point``) only those folded into the state as of that point.
 
         Returns ``{"data", "has_more", "next_cursor"}``; data is newest first for "desc".
         """
@@ -103,6 +109,13 @@ class LedgerQueries:
             if value is not None:
                 clauses.append(sql)
                 params.append(value)
+        opening_sql, opening_params = "", []
+        if point is not None:
+            where, params_at = point.lines_sql()
+            clauses.append(where)
+            params += params_at
+            where, opening_params = point.lines_sql("b.")
+            opening_sql = " AND " + where
         desc = request.order == "desc"
         if request.after is not None:
             at, line_id = request.after
@@ -118,13 +131,13 @@ class LedgerQueries:
             "first_line AS (SELECT at, line_id FROM page ORDER BY at, line_id LIMIT 1), "
             "opening AS (SELECT COALESCE(SUM(b.amount_micros), 0) AS total "
             "FROM ledger_lines b, first_line f WHERE b.account_id = %s AND b.at <= f.at "
-            "AND (b.at < f.at OR b.line_id < f.line_id)) "
+            "AND (b.at < f.at OR b.line_id < f.line_id)" + opening_sql + ") "
             "SELECT p.line_id, p.at, p.kind, p.pool, p.amount_micros, p.reference, "
             "p.description, o.total + SUM(p.amount_micros) OVER (ORDER BY p.at, p.line_id "
             "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) "
             f"FROM page p CROSS JOIN opening o ORDER BY p.at {direction}, p.line_id {direction}"
         )
-        params += [request.limit + 1, account_id]
+        params += [request.limit + 1, account_id, *opening_params]
         with self.db.transaction() as cur:
             cur.execute(sql, params)
             rows = cur.fetchall()

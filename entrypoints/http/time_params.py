@@ -24,3 +24,14 @@ def optional_time(request: Request, name: str, allow_future: bool = True) -> str
     if not allow_future and moment > datetime.now(UTC):
         raise DomainError("invalid_request", f"{name} must not be in the future", param=name)
     return stamp(moment)
+
+
+def as_of_params(request: Request) -> tuple[str | None, str | None]:
+    """(``as_of`` as fixed-width UTC text, raw ``as_of_position``): at most one is given
+    (11.10); the position text is parsed by projections.as_of against the query's contexts."""
+    instant = optional_time(request, "as_of", allow_future=False)
+    positions = request.query_params.get("as_of_position")
+    if instant is not None and positions is not None:
+        raise DomainError("invalid_request", "give as_of or as_of_position, not both",
+                          param="as_of_position")
+    return instant, positions
