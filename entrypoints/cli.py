@@ -1,4 +1,4 @@
-"""The ``gatewayz`` command: serve, migrate, projector, replay --verify, admin bootstrap."""
+"""The ``gatewayz`` command: serve, migrate, projector, relay, replay --verify, admin bootstrap."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 
+from entrypoints import cli_audit
 from entrypoints.bootstrap import Gateway, Settings
 
 
@@ -72,16 +73,39 @@ def cmd_projector(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_relay(args: argparse.Namespace) -> int:
+    from entrypoints.relay import run_process
+
+    return run_process(_settings(args, run_projector=False))
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
+    from projections.rebuild import TABLES, Progress, rebuild
     from projections.verify import verify
 
-    if not args.verify:
-        print("only --verify is implemented in this version", file=sys.stderr)
+    if bool(args.verify) == bool(args.rebuild):
+        print("give one of --verify or --rebuild <projection|all>", file=sys.stderr)
         return 2
     gateway = Gateway(_settings(args, run_projector=False))
+    if args.rebuild:
+        try:
+            gateway.projector.run_until_idle()
+            rebuild(gateway.config, gateway.stores, gateway.db, args.rebuild)
+        except ValueError as error:
+            print(str(error), file=sys.stderr)
+            return 2
+        finally:
+            gateway.close()
+        print(f"replay rebuild: {args.rebuild} rebuilt and switched in")
+        return 0
     try:
         gateway.projector.run_until_idle()
-        reports = verify(gateway.config, gateway.stores, gateway.db)
+        total = sum(gateway.stores.max_positions().values())
+        reports = verify(gateway.config, gateway.stores, gateway.db,
+                         Progress(total, sys.stderr).update)
+        if args.projection:
+            keep = set(TABLES.get(args.projection, ()))
+            reports = [r for r in reports if r.table in keep]
         # The shared hold store is checked too; the embedded one lives in `serve`.
         hold_differences = gateway.reconciler.verify() if gateway.settings.redis_url else []
         with gateway.db.transaction() as cur:
@@ -202,12 +226,20 @@ def build_parser() -> argparse.ArgumentParser:
         .set_defaults(run=cmd_migrate)
     with_data_dir(commands.add_parser("projector", help="run projections")) \
         .set_defaults(run=cmd_projector)
+    with_data_dir(commands.add_parser("relay", help="publish events to Kafka "
+                                      "(KAFKA_BOOTSTRAP_SERVERS)")) \
+        .set_defaults(run=cmd_relay)
     replay = with_data_dir(commands.add_parser("replay", help="rebuild and compare"))
-    replay.add_argument("--verify", action="store_true")
+    replay.add_argument("--verify", action="store_true",
+                        help="rebuild into scratch tables and compare with the live ones")
+    replay.add_argument("--projection", help="with --verify: compare only this projection")
+    replay.add_argument("--rebuild", metavar="PROJECTION",
+                        help="rebuild one projection (or all) and switch it in atomically")
     replay.set_defaults(run=cmd_replay)
     holds = with_data_dir(commands.add_parser("holds", help="compare the hold store"))
     holds.add_argument("--verify", action="store_true")
     holds.set_defaults(run=cmd_holds)
+    cli_audit.register(commands, with_data_dir)
     admin = commands.add_parser("admin", help="administration")
     admin_commands = admin.add_subparsers(dest="admin_command", required=True)
     bootstrap = with_data_dir(admin_commands.add_parser("bootstrap",

@@ -24,6 +24,9 @@ from projections.usage import UsageProjection
 
 log = logging.getLogger("gatewayz.projector")
 BATCH = 500
+# A projector far behind (a rebuild, a restart) doubles its batches up to this: each batch
+# costs a few round trips and a commit whatever its size. Back to BATCH once caught up.
+MAX_BATCH = 2_000
 STUCK_AFTER_S = 10.0
 
 
@@ -41,9 +44,16 @@ def poison_candidate(error: BaseException) -> bool:
 
 def all_projections() -> list[Projection]:
     from projections.access import AccessProjection
+    from projections.as_of import AsOfClock
+    from projections.audit_keys import AuditKeysProjection
+    from projections.audit_trail import AuditTrailProjection
+    from projections.journal import JournalProjection
+    from projections.security import SecurityProjection
 
-    return [AccountsProjection(), BalancesProjection(), UsageProjection(), AccessProjection(),
-            CatalogProjection()]
+    # The audit trail comes last: it names targets from the stream index the others fill.
+    return [AsOfClock(), AccountsProjection(), BalancesProjection(), UsageProjection(),
+            AccessProjection(), CatalogProjection(), SecurityProjection(), JournalProjection(),
+            AuditKeysProjection(), AuditTrailProjection()]
 
 
 class Projector:
@@ -65,17 +75,23 @@ class Projector:
         self.last_progress = time.monotonic()
         self.on_foreign_progress = on_foreign_progress
         self._foreign_in_batch = False
+        self._sizes: dict[str, int] = {}  # context -> events asked for in its next batch
 
     # -- running --------------------------------------------------------------------------
-    def run_until_idle(self, limits: dict[str, int] | None = None) -> int:
-        """Apply everything recorded so far (or up to ``limits`` per context)."""
+    def run_until_idle(self, limits: dict[str, int] | None = None,
+                       progress: Callable[[int], None] | None = None) -> int:
+        """Apply everything recorded so far (or up to ``limits`` per context); ``progress``
+        hears the running total after each batch (replay's progress bar)."""
         applied = 0
         for context, app in self.stores.by_context().items():
             while True:
                 stop = (limits or {}).get(context)
+                size = self._sizes.get(context, BATCH)
                 count = self._apply_batch(context, app, stop)
                 applied += count
-                if count < BATCH:
+                if progress is not None and count:
+                    progress(applied)
+                if count < size:
                     break
         return applied
 
@@ -109,7 +125,9 @@ class Projector:
         # Events are read before the read-model transaction opens: on SQLite both live in one
         # file, and holding its write lock while waiting for the event store's connection
         # pool deadlocks with a command that holds the pool's writer and waits for the file.
-        notes = app.recorder.select_notifications(start=start + 1, limit=BATCH, stop=stop)
+        size = self._sizes.get(context, BATCH)
+        notes = app.recorder.select_notifications(start=start + 1, limit=size, stop=stop)
+        self._sizes[context] = min(size * 2, MAX_BATCH) if len(notes) == size else BATCH
         if not notes:
             self._publish_position(context, start)
             self.last_progress = time.monotonic()  # caught up counts as progress
@@ -136,11 +154,14 @@ class Projector:
                       guarded: bool) -> Callable[[], None] | None:
         last = notes[-1].id
         effects = BatchEffects()
-        with self.db.transaction() as cur:
+        # batch: on PostgreSQL the batch's writes go out together, not one round trip each.
+        with self.db.transaction(batch=True) as cur:
             # Re-read under the lock: another projector may have moved on meanwhile.
             tracked = self._tracked(cur, context, readers)
             self._foreign_in_batch = min(tracked.values()) >= notes[0].id
+            effects.context, effects.guarded = context, guarded
             for note in notes:
+                effects.note = note
                 if guarded:
                     self._apply_guarded(cur, context, app, readers, tracked, note, effects)
                     continue
@@ -148,6 +169,10 @@ class Projector:
                 for projection in readers:
                     if note.id > tracked[projection.name]:
                         projection.apply(cur, event, effects)
+            for projection in readers:  # writes a projection holds back until the batch ends
+                end_batch = getattr(projection, "end_batch", None)
+                if end_batch is not None:
+                    end_batch(cur, effects)
             for projection in readers:
                 cur.execute(
                     "INSERT INTO projection_tracking (projection, context, position) "
@@ -167,6 +192,7 @@ class Projector:
             cur.execute("SAVEPOINT one_event")
             try:
                 projection.apply(cur, app.mapper.to_domain_event(note), effects)
+                cur.flush()  # so a queued write's error belongs to this event
             except Exception as error:
                 if not poison_candidate(error):
                     raise
@@ -208,7 +234,7 @@ class Projector:
 
     def wait_for(self, context: str, position: int, timeout: float = 5.0) -> bool:
         """Block until this projector has applied ``position`` of ``context`` (read-your-writes)."""
-        if self._thread is None:
+        if self._thread is None or self._stop.is_set():  # no thread (any more): project here
             self.run_until_idle()
             return True
         self.wake()

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
-from dataclasses import dataclass, replace
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from adapters.persistence.database import open_database
-from adapters.persistence.migrate import migrate, projection_tables
 from adapters.persistence.store_config import StoreConfig
 from application.event_stores import EventStores
-from projections.runner import Projector
+from projections.rebuild import TABLES, project_into, scratch_database
 
 
 @dataclass
@@ -40,35 +37,28 @@ def digest(rows: list[str]) -> str:
     return hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
 
-def verify(config: StoreConfig, stores: EventStores, live_db: Any) -> list[TableReport]:
+def verified_tables() -> list[str]:
+    """Every table a projection owns (the audit trail excepted: it is verified offline)."""
+    return sorted({table for tables in TABLES.values() for table in tables} | {"stream_index"})
+
+
+def verify(config: StoreConfig, stores: EventStores, live_db: Any,
+           progress: Callable[[int], None] | None = None) -> list[TableReport]:
     """Compare the live read models with a rebuild up to the same positions.
 
     The live side is dumped in one transaction together with its tracking positions, and
     the rebuild stops at exactly those positions, so concurrent traffic cannot cause a
     false difference. Live tables are only read.
     """
-    tables = projection_tables()
+    tables = verified_tables()
     with live_db.transaction() as cur:
         cur.execute("SELECT context, MIN(position) FROM projection_tracking GROUP BY context")
         limits = {context: int(position) for context, position in cur.fetchall()}
         live = {table: dump(cur, table) for table in tables}
-    scratch_dir = tempfile.mkdtemp(prefix="gatewayz-replay-")
-    if config.kind == "postgres":
-        scratch_config = replace(config, schema=f"replay_verify_{Path(scratch_dir).name[-8:]}")
-        _create_schema(live_db, scratch_config.schema)
-    else:
-        scratch_config = StoreConfig.sqlite(str(Path(scratch_dir) / "replay.sqlite"))
-    scratch = open_database(scratch_config)
-    try:
-        migrate(scratch)
-        Projector(stores, scratch).run_until_idle(
-            limits={context: limits.get(context, 0) for context in stores.by_context()})
+    with scratch_database(config, live_db) as (scratch, _):
+        project_into(stores, scratch, limits, None, progress)
         with scratch.transaction() as cur:
             rebuilt = {table: dump(cur, table) for table in tables}
-    finally:
-        scratch.close()
-        if config.kind == "postgres":
-            _drop_schema(live_db, scratch_config.schema)
     reports = []
     for table in tables:
         a, b = live[table], rebuilt[table]
@@ -80,13 +70,3 @@ def verify(config: StoreConfig, stores: EventStores, live_db: Any) -> list[Table
                           else f"rebuild has {only_rebuilt[0]}")
         reports.append(TableReport(table, len(a), len(b), digest(a), digest(b), difference))
     return reports
-
-
-def _create_schema(db: Any, schema: str) -> None:
-    with db.transaction() as cur:
-        cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-
-
-def _drop_schema(db: Any, schema: str) -> None:
-    with db.transaction() as cur:
-        cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

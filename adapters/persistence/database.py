@@ -1,7 +1,9 @@
 """Read-model database: one small interface over SQLite and PostgreSQL (psycopg 3 pool).
 
 SQL is written once with ``%s`` placeholders and portable syntax (``ON CONFLICT``, TEXT,
-BIGINT); the SQLite side rewrites placeholders to ``?``.
+BIGINT); the SQLite side rewrites placeholders to ``?``. ``transaction(batch=True)`` is the
+projector's: on PostgreSQL its writes are sent together
+(adapters/persistence/batch_cursor.py).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from adapters.persistence.batch_cursor import BatchCursor, kind_of, runs
 from adapters.persistence.store_config import StoreConfig
 
 
@@ -19,12 +22,13 @@ class Cursor(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
     def fetchone(self) -> tuple | None: ...
     def fetchall(self) -> list[tuple]: ...
+    def flush(self) -> None: ...
 
 
 class Database(Protocol):
     dialect: str
 
-    def transaction(self) -> Any: ...
+    def transaction(self, batch: bool = False) -> Any: ...
     def close(self) -> None: ...
 
 
@@ -45,6 +49,59 @@ class _SqliteCursor:
     @property
     def rowcount(self) -> int:
         return self._cursor.rowcount
+
+    def flush(self) -> None:
+        """Nothing is held back here (see _SqliteBatchCursor)."""
+
+
+class _SqliteBatchCursor(_SqliteCursor):
+    """A projector batch's cursor on SQLite: writes are queued until the next read (or
+    ``rowcount``, or the commit), then run table by table as ``executemany`` runs in the
+    order batch_cursor.runs gives (same rows as one by one; ~5 us a row instead of ~17)."""
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        super().__init__(cursor)
+        self._queue: list[tuple[str | None, str, Sequence[Any]]] = []
+        self._kinds: dict[str, tuple[bool, str | None]] = {}  # sql -> (a write?, its table)
+        self._last_read = False  # whether the last statement ran on its own
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _SqliteCursor:
+        kind = self._kinds.get(sql)
+        if kind is None:
+            kind = self._kinds[sql] = kind_of(sql)
+        self._last_read = not kind[0]
+        if kind[0]:
+            self._queue.append((kind[1], sql, tuple(params)))
+            return self
+        self.flush()
+        return super().execute(sql, params)
+
+    def fetchone(self) -> tuple | None:
+        return None if self._queue else super().fetchone()
+
+    def fetchall(self) -> list[tuple]:
+        return [] if self._queue else super().fetchall()
+
+    @property
+    def rowcount(self) -> int:
+        if self._queue:
+            _, sql, params = self._queue.pop()
+            self.flush()
+            super().execute(sql, params)
+            self._last_read = True
+        return self._cursor.rowcount if self._last_read else -1
+
+    def flush(self) -> None:
+        queue, self._queue = self._queue, []  # after an error nothing queued is run
+        for run in runs(queue):
+            start = 0
+            while start < len(run):
+                end = start + 1
+                while end < len(run) and run[end][0] == run[start][0]:
+                    end += 1
+                self._cursor.executemany(run[start][0].replace("%s", "?"),
+                                         [p for _, p in run[start:end]])
+                start = end
 
 
 class SqliteDatabase:
@@ -72,11 +129,16 @@ class SqliteDatabase:
         return conn
 
     @contextmanager
-    def transaction(self) -> Iterator[_SqliteCursor]:
+    def transaction(self, batch: bool = False) -> Iterator[_SqliteCursor]:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            yield _SqliteCursor(conn.cursor())
+            if batch:
+                cur = _SqliteBatchCursor(conn.cursor())
+                yield cur
+                cur.flush()
+            else:
+                yield _SqliteCursor(conn.cursor())
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -105,9 +167,21 @@ class PostgresDatabase:
         )
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
+    def transaction(self, batch: bool = False) -> Iterator[Any]:
+        """With ``batch``, writes are queued and sent in one round trip before each read and
+        before the commit (BatchCursor); errors they raise surface at that point."""
         with self.pool.connection() as conn:
             with conn.transaction():
+                if batch:
+                    cur = BatchCursor(conn)
+                    try:
+                        yield cur
+                        cur.flush()
+                    except BaseException as error:
+                        cur.close(error)
+                        raise
+                    cur.close()
+                    return
                 with conn.cursor() as cur:
                     yield cur
 

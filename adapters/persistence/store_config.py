@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -73,8 +74,10 @@ class StoreConfig:
                 "POSTGRES_USER": pg["user"],
                 "POSTGRES_PASSWORD": pg["password"],
                 "POSTGRES_SCHEMA": self.schema,
-                "POSTGRES_POOL_SIZE": "4",
-                "POSTGRES_MAX_OVERFLOW": "8",
+                # Each process opens one pool per context: many workers on one server may
+                # need smaller pools than the default (max_connections is often 100).
+                "POSTGRES_POOL_SIZE": os.environ.get("GATEWAYZ_PG_POOL_SIZE", "4"),
+                "POSTGRES_MAX_OVERFLOW": os.environ.get("GATEWAYZ_PG_MAX_OVERFLOW", "8"),
                 "POSTGRES_CONNECT_TIMEOUT": "5",
                 "POSTGRES_LOCK_TIMEOUT": "10",
             })
