@@ -59,7 +59,9 @@ class Relay:
                 failed = True
                 yield stream_error_event(call.request_id)
         except (GeneratorExit, asyncio.CancelledError):
-            disconnected = True
+            # A client that closes once [DONE] went out left a finished stream, not a
+            # cut one (the server may only notice at the generator's last yield).
+            disconnected = not meter.done
             raise
         except Exception:
             # The aiohttp total timeout is the request cap: past it, the stream was cut.

@@ -8,9 +8,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from adapters.audit_signing import AuditSigner
 from adapters.clock import SystemClock
+from adapters.data_keys import DataKeyStore
 from adapters.holds_memory import InProcessHoldStore
 from adapters.idempotency_sql import SqlIdempotencyStore
+from adapters.persistence.append_only import install_append_only
 from adapters.persistence.database import open_database
 from adapters.persistence.migrate import migrate
 from adapters.persistence.store_config import StoreConfig
@@ -22,12 +25,15 @@ from application.access import AccessService
 from application.accounts import AccountService
 from application.catalog import CatalogService, CatalogView
 from application.crashpoints import crash_point
+from application.erasure import ErasureService
 from application.event_stores import EventStores
 from application.group_commit import GroupCommitWriter
 from application.hold_reconciler import HoldReconciler
 from application.inference import InferenceService
+from application.security_events import SecurityRecorder
 from entrypoints.maintenance import Maintenance
 from projections.access import AccessQueries
+from projections.audit_checkpoints import AuditCheckpoints
 from projections.balances import BalanceQueries
 from projections.catalog import CatalogQueries
 from projections.hold_queries import HoldQueries
@@ -43,6 +49,7 @@ class Settings:
     data_dir: Path
     database_url: str | None = None
     redis_url: str | None = None
+    kafka_bootstrap_servers: str | None = None  # set: publish every event to Kafka (11.11)
     schema: str = "public"
     key_pepper: bytes | None = None
     master_key: bytes | None = None
@@ -60,6 +67,7 @@ class Settings:
         return cls(data_dir=Path(data_dir or env.get("GATEWAYZ_DATA_DIR", "gatewayz-data")),
                    database_url=env.get("DATABASE_URL") or None,
                    redis_url=env.get("REDIS_URL") or None,
+                   kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
                    schema=env.get("GATEWAYZ_DB_SCHEMA", "public"),
                    key_pepper=pepper.encode() if pepper else None,
                    master_key=bytes.fromhex(master) if master else None, **overrides)
@@ -94,6 +102,8 @@ class Gateway:
         self.db = open_database(config)
         migrate(self.db)
         self.stores = EventStores(config.app_env)
+        # 11.1: the events tables exist only now; make them append-only (no-op in memory).
+        install_append_only(self.stores.by_context())
         self.holds = InProcessHoldStore()
         self.workers = self._worker_registry(settings)
         if settings.redis_url:
@@ -111,14 +121,20 @@ class Gateway:
                                                clock=self.clock)
         box = SecretBox(master)
         self.vault = SqlSecretVault(self.db, box)
+        # Personal data: one data key per account, wrapped by the master key (10.5, 11.12).
+        self.data_keys = DataKeyStore(self.db, box, self.clock)
         self.reconciler = HoldReconciler(self.holds, self.hold_queries, self.stores.requests,
                                          self.workers)
         self.projector = Projector(self.stores, self.db, after_commit=self._after_commit,
                                    on_foreign_progress=self._foreign_progress)
         wait = self.projector.wait_for
-        self.accounts = AccountService(self.stores, box, self.clock, wait)
-        self.access = AccessService(self.stores, self.access_queries, pepper, box, self.clock,
-                                    wait)
+        self.accounts = AccountService(self.stores, self.data_keys, self.clock, wait)
+        self.erasure = ErasureService(self.stores, self.data_keys, wait)
+        self.access = AccessService(self.stores, self.access_queries, pepper, self.data_keys,
+                                    self.clock, wait)
+        # Security events (11.3): client IPs under the master key, as no account owns them.
+        self.security = SecurityRecorder(self.stores.access, box, self.clock, pepper,
+                                         self.access_queries.key_by_hash)
         self.catalog = CatalogService(self.stores, self.vault, self.clock, wait)
         # No wake per commit: the projector polls, so its work batches up off the hot path.
         self.writer = GroupCommitWriter(self.stores.requests)
@@ -127,8 +143,13 @@ class Gateway:
             self.catalog_view, self.holds, self.writer, self.reconciler.load_account,
             {"http": self.http_client, "echo": EchoClient()}, self.vault.get, self.clock,
             worker_id=self.workers.worker_id)
+        sink = os.environ.get("GATEWAYZ_AUDIT_CHECKPOINT_DIR") or data_dir / "audit-checkpoints"
+        self.audit = AuditCheckpoints(self.db, self.stores.access, AuditSigner(master),
+                                      self.clock, wait, Path(sink))
         self.maintenance = Maintenance(self)
+        self.relay = None  # the Kafka relay, started with the projector when configured
         self._started = False
+        self._closed = False
 
     def _worker_registry(self, settings: Settings):
         if settings.redis_url:
@@ -190,6 +211,7 @@ class Gateway:
         if self._started:
             return
         self._started = True
+        self.security.start()
         try:
             self.workers.beat()
         except Exception:  # Redis away: billed requests get 503 until it is back
@@ -199,6 +221,11 @@ class Gateway:
         self._reconcile_holds()
         if self.settings.run_projector:
             self.projector.start(poll_interval=0.05 if self.config.kind != "memory" else 0.01)
+            if self.settings.kafka_bootstrap_servers:
+                from entrypoints.relay import relay_for
+
+                self.relay = relay_for(self, self.settings.kafka_bootstrap_servers)
+                self.relay.start()
 
     async def start_async(self) -> None:
         await asyncio.to_thread(self.start)
@@ -210,8 +237,20 @@ class Gateway:
         await asyncio.to_thread(self.close)
 
     def close(self) -> None:
+        if self._closed:  # the app's shutdown and its owner may both close it
+            return
+        self._closed = True
+        self.security.close()  # first: its last counts reach the store before it closes
         self.writer.close()
-        self.projector.stop()
+        self.projector.stop()  # first: one projector at a time in this process
+        if self.settings.run_projector and self._started:
+            try:  # 11.7: a checkpoint at shutdown covers the last entries
+                self.projector.run_until_idle()
+                self.audit.shutdown()
+            except Exception:
+                log.warning("could not write the shutdown checkpoint", exc_info=True)
+        if self.relay is not None:
+            self.relay.stop()
         self.stores.close()
         self.db.close()
 

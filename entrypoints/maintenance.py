@@ -24,7 +24,7 @@ log = logging.getLogger("gatewayz.maintenance")
 
 def sweep_once(gw: Any) -> dict[str, int]:
     """One pass, blocking (run it off the event loop). Returns what each step did."""
-    done = {"expired": 0, "voided": 0, "reconciled": 0}
+    done = {"expired": 0, "voided": 0, "reconciled": 0, "checkpointed": 0}
     with envelope.acting(Envelope(Actor("scheduler", "hold-sweeper"),
                                   correlation_id=new_id("job"))):
         _steps(gw, done)
@@ -41,6 +41,7 @@ def _steps(gw: Any, done: dict[str, int]) -> None:
         ("voided", lambda: void_holds_of_dead_workers(
             gw.stores.requests, gw.hold_queries.open_holds_by_worker, gw.workers)),
         ("reconciled", lambda: gw.reconciler.reconcile_all().changes),
+        ("checkpointed", lambda: gw.audit.tick() or 0),
     )
     for name, step in steps:
         try:

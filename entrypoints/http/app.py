@@ -6,13 +6,15 @@ from litestar import Litestar
 from litestar.exceptions import HTTPException
 
 from domain.errors import DomainError
-from entrypoints.http import admin, finance, health, inference, self_service
+from entrypoints.http import admin, admin_erase, audit, finance, health, inference, self_service
+from entrypoints.http.audit_security import list_security_events
 from entrypoints.http.context import BODY_LIMIT, READ_SLACK, request_id_middleware
 from entrypoints.http.errors import (
     domain_error_handler,
     http_error_handler,
     internal_error_handler,
 )
+from entrypoints.http.finance_journal import liabilities, trial_balance
 
 
 def create_app(gateway):
@@ -29,7 +31,12 @@ def create_litestar(gateway) -> Litestar:
             admin.open_account, admin.issue_key, admin.rotate_key, admin.revoke_key,
             admin.grant_credits, admin.register_provider, admin.set_prices,
             admin.request_record, admin.verify_holds,
-            finance.balance, finance.statement,
+            admin_erase.erase_account,
+            finance.balance, finance.statement, trial_balance, liabilities,
+            audit.events, audit.stream, audit.entries, audit.entry, audit.checkpoints,
+            audit.checkpoint, audit.public_keys, audit.projections, audit.event_schemas,
+            audit.verify, audit.write_checkpoint, audit.rotate_signing_key,
+            list_security_events,
             health.health, health.health_ready,
         ],
         exception_handlers={
