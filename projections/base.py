@@ -71,8 +71,8 @@ def dumps(value: Any) -> str:
 
 
 # Stream ids are uuid5 of the natural id, so stream -> natural id never changes and may be
-# remembered in any process. Skipping the lookup query matters on PostgreSQL, where every
-# statement is a round trip.
+# remembered in any process. Skipping the lookup query matters on PostgreSQL, where a read
+# sends the batch's queued writes and waits for them (adapters/persistence/batch_cursor.py).
 _REFS: dict[str, str] = {}
 _REFS_MAX = 200_000
 

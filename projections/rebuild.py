@@ -9,6 +9,7 @@ never a mix. The audit trail is never rebuilt in place: its chain is history, no
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 import time
@@ -53,6 +54,7 @@ def scratch_database(config: StoreConfig, live_db: Any) -> Iterator[tuple[Any, s
         yield scratch, where
     finally:
         scratch.close()
+        shutil.rmtree(scratch_dir, ignore_errors=True)
         if config.kind == "postgres":
             with live_db.transaction() as cur:
                 cur.execute(f'DROP SCHEMA IF EXISTS "{scratch_config.schema}" CASCADE')

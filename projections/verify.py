@@ -56,7 +56,8 @@ def verify(config: StoreConfig, stores: EventStores, live_db: Any,
         limits = {context: int(position) for context, position in cur.fetchall()}
         live = {table: dump(cur, table) for table in tables}
     with scratch_database(config, live_db) as (scratch, _):
-        project_into(stores, scratch, limits, None, progress)
+        # The audit trail is left out: it is history, checked offline, never compared.
+        project_into(stores, scratch, limits, sorted(TABLES), progress)
         with scratch.transaction() as cur:
             rebuilt = {table: dump(cur, table) for table in tables}
     reports = []

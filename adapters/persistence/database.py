@@ -2,8 +2,8 @@
 
 SQL is written once with ``%s`` placeholders and portable syntax (``ON CONFLICT``, TEXT,
 BIGINT); the SQLite side rewrites placeholders to ``?``. ``transaction(batch=True)`` is the
-projector's: on PostgreSQL its writes are sent together
-(adapters/persistence/batch_cursor.py).
+projector's: its writes wait in a queue and go out together before the next read and the
+commit (adapters/persistence/batch_cursor.py; on SQLite as ``executemany`` runs).
 """
 
 from __future__ import annotations
