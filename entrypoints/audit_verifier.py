@@ -121,9 +121,9 @@ def _verify(manifest: Any, events: Any, entries: Iterable[Any], checkpoint_recor
             first, complete = earliest(first, failure), False
             break
     if checker.before_trail:
-        warnings.append(f"{checker.before_trail} entries cover events recorded before the "
-                        "first signing key existed: history older than the audit trail, "
-                        "held to the 1,000-entry rule but not to the 1 h rule")
+        warnings.append(f"{checker.before_trail} entries cover events recorded over 1 h "
+                        "10 min before the first signing key existed: history older than "
+                        "the audit trail, held to the 1,000-entry rule but not to the 1 h rule")
     if complete:
         first = earliest(first, checker.finish())
         warnings.extend(_count_warnings(manifest, index.count, checker.checked, start,

@@ -51,9 +51,11 @@ class EntryChecker:
         self.at_seq = {c.seq: c for c in self.checkpoints}
         self.deadlines = [minus(c.created_at, GAP_TIME) for c in self.checkpoints]
         self.created_at = created_at
-        # Events recorded before the first signing key existed entered the chain when the
-        # trail was introduced: no checkpoint could have covered them within the hour.
+        # Events already over an hour old when the first signing key came into use entered
+        # the chain when the trail was introduced (an older store): no checkpoint could
+        # have covered them within the hour. Younger ones are held to the rule.
         self.trail_start, self.before_trail = trail_start, 0
+        self.trail_cutoff = minus(trail_start, GAP_TIME) if trail_start else ""
         self.open_deadline = minus(created_at, GAP_TIME)
         self.next_checkpoint = bisect_left([c.seq for c in self.checkpoints], start)
         self.cursor = dict.fromkeys(index.audited, 0)
@@ -174,7 +176,7 @@ class EntryChecker:
         self.next_checkpoint = i
         previous = checkpoints[i - 1].seq if i else self.start - 1
         recorded = entry["recorded_at"]  # a valid Z time, or check 6 would have failed
-        if recorded < self.trail_start:
+        if recorded < self.trail_cutoff:
             self.before_trail += 1
             recorded = self.trail_start  # the hour rule counts from the trail's start
         if i < len(checkpoints):
