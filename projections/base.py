@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
+
+from application.feed import recorded_at
 
 
 @dataclass
@@ -36,34 +38,29 @@ def event_type(event: Any) -> str:
 
 # Every projection asks for the same event's time and stream as text: the last event's
 # answers are kept (a tuple replaced whole, so threads never see half of one).
-_LAST_AT: tuple[Any, str] = (None, "")
-_LAST_STREAM: tuple[Any, str] = (None, "")
+_LAST: dict[str, tuple[Any, str]] = {"at": (None, ""), "stream": (None, "")}
+
+
+def _of_last_event(slot: str, event: Any, compute: Callable[[Any], str]) -> str:
+    last = _LAST[slot]
+    if last[0] is event:
+        return last[1]
+    value = compute(event)
+    _LAST[slot] = (event, value)
+    return value
 
 
 def at(event: Any) -> str:
-    global _LAST_AT
-    last = _LAST_AT
-    if last[0] is event:
-        return last[1]
-    value = stamp(event.timestamp)
-    _LAST_AT = (event, value)
-    return value
+    return _of_last_event("at", event, lambda e: stamp(e.timestamp))
 
 
 def stream_of(event: Any) -> str:
     """The event's stream id as text."""
-    global _LAST_STREAM
-    last = _LAST_STREAM
-    if last[0] is event:
-        return last[1]
-    value = str(event.originator_id)
-    _LAST_STREAM = (event, value)
-    return value
+    return _of_last_event("stream", event, lambda e: str(e.originator_id))
 
 
-def stamp(moment: datetime) -> str:
-    """Fixed-width UTC text, so that stored times sort and compare as strings."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+# One time format for events, entries and read models (application/feed.py owns it).
+stamp = recorded_at
 
 
 def dumps(value: Any) -> str:
