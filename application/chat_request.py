@@ -1,4 +1,8 @@
-"""Validation of an OpenAI chat request: only what the gateway needs, the rest untouched."""
+"""Validation of an OpenAI chat request: only what the gateway needs, the rest untouched.
+
+Parameters the OpenAI format defines but the gateway does not interpret (``store``, ``audio``,
+``prediction``, new ones) are forwarded to OpenAI-format upstreams (9.10); translation to
+another format refuses or drops them by name (application/translate)."""
 
 from __future__ import annotations
 
@@ -9,11 +13,12 @@ from domain.errors import DomainError
 from domain.hold_sizing import LIMIT_FIELDS
 
 MAX_MESSAGES = 2048
-MAX_N = 8
+MAX_N = 128  # as the OpenAI API allows
 MAX_TOOLS = 128
 # Far above any model's output window; a larger number is a mistake or an attack on the hold.
 MAX_OUTPUT_LIMIT = 1_000_000
-UNSUPPORTED = ("store", "audio", "prediction")
+# Top-level extension fields of the gateway (9.10): read here, never sent upstream.
+EXTENSIONS = ("models", "provider", "cache", "session_id")
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,11 @@ class ChatRequest:
     stream: bool
     include_usage: bool
     n: int = 1
+    format: str = "openai"  # the client's wire format: "openai" (chat) or "anthropic"
+    anthropic_version: str = ""  # the client's anthropic-version and anthropic-beta headers
+    anthropic_beta: str = ""
+    # Formats served through chat (Responses): the chat-completions body it is sent as.
+    inner: dict[str, Any] | None = None
 
 
 def _bad(message: str, param: str | None, code: str = "invalid_request") -> DomainError:
@@ -82,10 +92,6 @@ def parse_chat(body: Any) -> ChatRequest:
                                     not isinstance(temperature, int | float) or
                                     not 0 <= temperature <= 2):
         raise _bad("temperature must be a number from 0 to 2", "temperature")
-    for name in UNSUPPORTED:
-        value = body.get(name)
-        if value not in (None, False):
-            raise _bad(f"{name} is not supported by this gateway", name, "unsupported_parameter")
     options = body.get("stream_options")
     include_usage = False
     if options is not None:
@@ -107,7 +113,7 @@ def upstream_chat_body(chat: ChatRequest, native_model_id: str, limit: int) -> d
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError("limit must be a positive integer")
     source = chat.body
-    body = dict(source)
+    body = without_extensions(source)
     body["model"] = native_model_id
     body.pop("max_output_tokens", None)  # a Responses API field, not a chat-completions one
     if source.get("max_tokens") is not None and source.get("max_completion_tokens") is None:
@@ -121,3 +127,8 @@ def upstream_chat_body(chat: ChatRequest, native_model_id: str, limit: int) -> d
         body["stream_options"] = {**(options if isinstance(options, dict) else {}),
                                   "include_usage": True}
     return body
+
+
+def without_extensions(body: dict[str, Any]) -> dict[str, Any]:
+    """A shallow copy of the client's body without the gateway's own top-level fields."""
+    return {k: v for k, v in body.items() if k not in EXTENSIONS}

@@ -20,6 +20,7 @@ from application.catalog import CatalogView, Offer
 from application.chat_request import ChatRequest
 from application.crashpoints import crash_point
 from application.dispatch import Dispatcher
+from application.exchange import Prepared, exchange_for
 from application.group_commit import GroupCommitWriter
 from application.inference_call import REQUEST_CAP_S, Call, InferenceResponse
 from application.ports import Clock, HoldStore, HoldStoreUnavailable, ProviderClient
@@ -28,9 +29,42 @@ from application.reserve import Reserver, size_hold
 from application.resolve import resolve_offers
 from application.settle import Settler
 from domain.errors import DomainError
+from domain.hold_sizing import estimate_request_input_tokens
 from domain.inference_request import InferenceRequest
 
 log = logging.getLogger("gatewayz.inference")
+ENDPOINTS = {"openai": "chat.completions", "anthropic": "messages", "embeddings": "embeddings",
+             "completions": "completions", "responses": "responses"}
+
+
+def prepare_offers(chat: ChatRequest, offers: list[Offer],
+                   limits: list[int]) -> list[tuple[Offer, Prepared]]:
+    """Each offer with its upstream request; those that cannot take it are left out, and
+    when none can, the first one's reason is the client's answer."""
+    usable: list[tuple[Offer, Prepared]] = []
+    first: DomainError | None = None
+    for offer, limit in zip(offers, limits, strict=True):
+        exchange = exchange_for(chat.format, offer.provider.protocol)
+        try:
+            prepared = exchange.prepare(chat, offer.native_model_id, limit)
+            if prepared.dropped and _requires_parameters(chat):
+                raise DomainError("unsupported_parameter",
+                                  f"{prepared.dropped[0]} is not supported by the provider "
+                                  "and provider.require_parameters is set",
+                                  param=prepared.dropped[0])
+            usable.append((offer, prepared))
+        except DomainError as error:
+            first = first or error
+    if not usable:
+        assert first is not None
+        raise first
+    return usable
+
+
+def _requires_parameters(chat: ChatRequest) -> bool:
+    """9.10: with ``provider.require_parameters`` a parameter is never dropped silently."""
+    preferences = chat.body.get("provider")
+    return isinstance(preferences, dict) and preferences.get("require_parameters") is True
 
 
 class InferenceService:
@@ -57,13 +91,19 @@ class InferenceService:
         request in the event store, so a duplicate cannot place a second hold."""
         offers = self.resolve(chat.model, principal)
         hold, limits, estimated_input = size_hold(chat, offers)
+        # Translation errors are the client's and come before any hold (9.11); an offer
+        # whose format cannot carry the request is skipped (a routing constraint, 9.10).
+        usable = prepare_offers(chat, offers, limits)
+        if len(usable) < len(offers):
+            offers = [offer for offer, _ in usable]
+            hold, limits, estimated_input = size_hold(chat, offers)
         request_id = command_id or request_id
         account_id = principal.account_id
         started = time.monotonic()
         reserved = await self.reserver.reserve(account_id, request_id, hold)
         aggregate = InferenceRequest(
             request_id=request_id, account_id=account_id, key_id=principal.key.key_id,
-            endpoint="chat.completions", requested_model=chat.model,
+            endpoint=ENDPOINTS[chat.format], requested_model=chat.model,
             candidate_models=[chat.model],
             price_snapshot={o.provider.slug: o.prices.to_json() for o in offers},
             estimated_input_tokens=estimated_input, output_limit=max(limits),
@@ -71,7 +111,7 @@ class InferenceService:
             worker_id=self.worker_id)
         await self._record_hold(aggregate, command_id is not None)
         call = Call(request_id, chat, principal, offers, limits, aggregate, started,
-                    started + self.request_cap_s)
+                    started + self.request_cap_s, [prepared for _, prepared in usable])
         try:
             return await self.dispatcher.dispatch(call)
         except BaseException:
@@ -79,6 +119,18 @@ class InferenceService:
                 self.settler.void(call, "cancelled_before_output",
                                   "request ended before a response")
             raise
+
+    async def count_tokens(self, chat: ChatRequest, principal: KeyPrincipal) -> tuple[int, bool]:
+        """(input tokens, exact) for an Anthropic request: counted by the first Anthropic
+        upstream that can, else the gateway's own (high) estimate. Never billed (9.6)."""
+        offers = self.resolve(chat.model, principal)
+        for offer in offers:
+            if offer.provider.protocol != "anthropic":
+                continue
+            counted = await self.dispatcher.count_tokens(chat, offer)
+            if counted is not None:
+                return counted, True
+        return estimate_request_input_tokens(chat.body), False
 
     async def _record_hold(self, aggregate: InferenceRequest, keyed: bool) -> None:
         """Commit HoldPlaced before any provider call (no store, no call: 503).

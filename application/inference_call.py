@@ -46,7 +46,9 @@ class Call:
     aggregate: InferenceRequest
     started: float
     deadline: float  # time.monotonic() by which the whole request must be over
+    prepared: list = field(default_factory=list)  # exchange.Prepared per offer, in order
     attempts: list[Attempt] = field(default_factory=list)
+    charged: int = 0  # micros, once settled
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()

@@ -128,4 +128,9 @@ class UpstreamResponse(Protocol):
 
 
 class ProviderClient(Protocol):
-    async def send(self, target: ProviderTarget, path: str, body: bytes) -> UpstreamResponse: ...
+    """Sends one request to a provider. ``headers`` are the protocol's extra request headers
+    (``anthropic-version``, ``anthropic-beta``); the client adds authentication itself, in
+    the form ``target.protocol`` requires."""
+
+    async def send(self, target: ProviderTarget, path: str, body: bytes,
+                   headers: dict[str, str] | None = None) -> UpstreamResponse: ...

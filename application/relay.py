@@ -16,9 +16,9 @@ from typing import Any
 
 from application.catalog import Offer
 from application.crashpoints import crash_point
+from application.exchange import Prepared
 from application.inference_call import Call, InferenceResponse, ms_since
 from application.settle import Settler
-from application.sse_relay import SseRelay, stream_error_event
 from application.usage_meter import estimated_usage
 
 
@@ -26,22 +26,24 @@ class Relay:
     def __init__(self, settler: Settler) -> None:
         self.settler = settler
 
-    def response(self, call: Call, offer: Offer, upstream: Any) -> InferenceResponse:
-        from application.dispatch import headers
-
+    def response(self, call: Call, offer: Offer, upstream: Any,
+                 prepared: Prepared) -> InferenceResponse:
         def abandon() -> None:
             upstream.close()
             self.settler.void(call, "cancelled_before_output",
                               "the stream was dropped before it was read")
 
-        return InferenceResponse(200, headers(call, offer) |
+        return InferenceResponse(200, response_headers(call, offer, upstream, prepared) |
                                  {"content-type": "text/event-stream",
                                   "cache-control": "no-cache"},
-                                 stream=RelayStream(self.relay(call, offer, upstream), abandon))
+                                 stream=RelayStream(self.relay(call, offer, upstream, prepared),
+                                                    abandon))
 
-    async def relay(self, call: Call, offer: Offer, upstream: Any) -> AsyncIterator[bytes]:
-        chat = call.chat
-        meter = SseRelay(chat.model, strip_usage=chat.stream and not chat.include_usage)
+    async def relay(self, call: Call, offer: Offer, upstream: Any,
+                    prepared: Prepared) -> AsyncIterator[bytes]:
+        meter = prepared.exchange.meter(call.chat, call.request_id)
+        # A meter that knows its stream's state (Responses' sequence numbers) ends it itself.
+        error_event = getattr(meter, "error_event", None) or prepared.exchange.error_event
         ttfb = 0
         disconnected = failed = cut = False
         try:
@@ -57,7 +59,7 @@ class Relay:
                 yield tail
             if not meter.done and not meter.error:
                 failed = True
-                yield stream_error_event(call.request_id)
+                yield error_event(call.request_id)
         except (GeneratorExit, asyncio.CancelledError):
             # A client that closes once [DONE] went out left a finished stream, not a
             # cut one (the server may only notice at the generator's last yield).
@@ -68,12 +70,12 @@ class Relay:
             cut = time.monotonic() >= call.deadline - 0.05
             failed = not cut
             # 9.7: once bytes have gone out, end with an error event and no [DONE].
-            yield stream_error_event(call.request_id)
+            yield error_event(call.request_id)
         finally:
             upstream.close()
             self._finish(call, offer, meter, ttfb, disconnected or cut, failed, disconnected)
 
-    def _finish(self, call: Call, offer: Offer, meter: SseRelay, ttfb: int,
+    def _finish(self, call: Call, offer: Offer, meter: Any, ttfb: int,
                 partial: bool, failed: bool, disconnected: bool) -> None:
         if call.aggregate.outcome is not None:
             return
@@ -129,3 +131,24 @@ class RelayStream:
             self._drop()
         except Exception:  # never raise from a finaliser; the TTL sweep remains
             pass
+
+
+def response_headers(call: Call, offer: Offer, upstream: Any,
+                     prepared: Prepared) -> dict[str, str]:
+    """The inference headers of 9.9 known before the first byte."""
+    headers = {"x-gatewayz-provider": offer.provider.slug, "x-gatewayz-model": call.chat.model,
+               "x-gatewayz-attempts": str(len(call.attempts))}
+    if prepared.dropped:
+        headers["x-gatewayz-dropped-params"] = ", ".join(prepared.dropped)
+    if prepared.adjusted:
+        headers["x-gatewayz-adjusted-params"] = ", ".join(prepared.adjusted)
+    passed = getattr(upstream, "headers", None) or {}
+    upstream_id = passed.get("x-request-id") or passed.get("request-id")
+    if upstream_id:
+        upstream_id = upstream_id[:200]
+        headers["x-upstream-request-id"] = upstream_id
+        headers["x-gatewayz-upstream-request-id"] = upstream_id
+    processing = passed.get("openai-processing-ms")
+    if processing and processing.isdigit():
+        headers["openai-processing-ms"] = processing[:12]
+    return headers

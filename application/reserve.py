@@ -9,6 +9,7 @@ from application.catalog import Offer
 from application.chat_request import ChatRequest
 from application.ports import Clock, HoldStore, HoldStoreUnavailable
 from domain.errors import DomainError
+from domain.hold_sizing import estimate_embedding_input_tokens
 from domain.pricing import estimate_request_input_tokens, hold_micros, output_limit
 
 
@@ -19,7 +20,14 @@ def size_hold(chat: ChatRequest, offers: list[Offer]) -> tuple[int, list[int], i
     ``n`` choices of the output limit each, at that offer's prices. The limit is the one the
     gateway sends upstream, so no provider can produce more than was held for.
     """
-    estimated_input = estimate_request_input_tokens(chat.body)
+    if chat.format == "embeddings":  # input only: nothing is generated (9.3)
+        estimated_input = estimate_embedding_input_tokens(chat.body.get("input"))
+        return (max(hold_micros(o.prices, estimated_input, 0) for o in offers),
+                [0] * len(offers), estimated_input)
+    body = chat.body
+    if "messages" not in body:  # a format served through chat: its prompts as messages
+        body = {**body, "messages": chat.messages}
+    estimated_input = estimate_request_input_tokens(body)
     limits = [output_limit(chat.body, o.max_output_tokens) for o in offers]
     for offer, limit in zip(offers, limits, strict=True):
         if offer.max_output_tokens and limit > offer.max_output_tokens:

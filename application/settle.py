@@ -23,13 +23,11 @@ class Settler:
         if aggregate.outcome is not None:
             return None
         cost = cost_micros(offer.prices, usage)
-        charged = min(cost, aggregate.hold_micros)
+        charged = call.charged = min(cost, aggregate.hold_micros)
         aggregate.settle(
             provider=offer.provider.slug, served_model=call.chat.model,
             attempts=[a.as_dict() for a in call.attempts],
-            tokens={"prompt_tokens": usage.prompt_tokens, "cached_tokens": usage.cached_tokens,
-                    "completion_tokens": usage.completion_tokens,
-                    "reasoning_tokens": usage.reasoning_tokens},
+            tokens=_tokens(usage),
             token_source=source + "_clamped" if usage.clamped else source,
             cost_micros=cost,
             charged_by_pool=pools.settle(aggregate.reserved_by_pool, charged),
@@ -52,3 +50,12 @@ class Settler:
 def _after_settle_commit(future: Future) -> None:
     if not future.cancelled() and future.exception() is None:
         crash_point("after_settle_commit")
+
+
+def _tokens(usage: TokenUsage) -> dict[str, int]:
+    tokens = {"prompt_tokens": usage.prompt_tokens, "cached_tokens": usage.cached_tokens,
+              "completion_tokens": usage.completion_tokens,
+              "reasoning_tokens": usage.reasoning_tokens}
+    if usage.cache_write_tokens:  # only Anthropic-format upstreams report cache writes
+        tokens["cache_write_tokens"] = usage.cache_write_tokens
+    return tokens

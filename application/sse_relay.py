@@ -12,21 +12,57 @@ _encode = msgspec.json.encode
 _decode = msgspec.json.Decoder().decode
 
 
-class SseRelay:
-    """``strip_usage``: usage was requested upstream for billing but not by the client, so the
-    usage-only chunk is tapped and dropped and no forwarded chunk carries a ``usage`` key,
-    which is what the client would see had it not been requested."""
+class OpenAITap:
+    """Reads billing facts from OpenAI chat chunks: output text, usage, finish, [DONE]."""
 
-    def __init__(self, model: str, strip_usage: bool = False) -> None:
-        self.model = model
-        self.strip_usage = strip_usage
-        self._buffer = b""
+    def __init__(self) -> None:
         self.text: list[str] = []
         self.usage: TokenUsage | None = None
         self.finish_reason: str | None = None
         self.done = False
         self.error = False
         self.content_chunks = 0
+
+    def tap(self, chunk: dict) -> None:
+        if "error" in chunk:
+            self.error = True
+        usage = usage_from(chunk)
+        if usage is not None:
+            self.usage = usage
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                content = delta.get("content")
+                if isinstance(content, str) and content:
+                    self.text.append(content)
+                    self.content_chunks += 1
+                elif delta.get("tool_calls"):
+                    self.content_chunks += 1
+                    self.text.append(_encode(delta["tool_calls"]).decode())
+                reasoning = delta.get("reasoning_content")
+                if isinstance(reasoning, str) and reasoning and not content:
+                    self.text.append(reasoning)
+                    self.content_chunks += 1
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+
+    @property
+    def output_text(self) -> str:
+        return "".join(self.text)
+
+
+class SseRelay(OpenAITap):
+    """``strip_usage``: usage was requested upstream for billing but not by the client, so the
+    usage-only chunk is tapped and dropped and no forwarded chunk carries a ``usage`` key,
+    which is what the client would see had it not been requested."""
+
+    def __init__(self, model: str, strip_usage: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        self.strip_usage = strip_usage
+        self._buffer = b""
 
     def feed(self, data: bytes) -> bytes:
         """Whole events ready to forward (possibly none yet); a partial event waits."""
@@ -72,7 +108,7 @@ class SseRelay:
             return line
         if not isinstance(chunk, dict):
             return line
-        self._tap(chunk)
+        self.tap(chunk)
         changed = False
         if self.strip_usage and "usage" in chunk:
             if (isinstance(chunk["usage"], dict) and not chunk.get("choices")
@@ -84,31 +120,6 @@ class SseRelay:
             chunk["model"] = self.model
             changed = True
         return b"data: " + _encode(chunk) if changed else line
-
-    def _tap(self, chunk: dict) -> None:
-        if "error" in chunk:
-            self.error = True
-        usage = usage_from(chunk)
-        if usage is not None:
-            self.usage = usage
-        for choice in chunk.get("choices") or ():
-            if not isinstance(choice, dict):
-                continue
-            delta = choice.get("delta")
-            if isinstance(delta, dict):
-                content = delta.get("content")
-                if isinstance(content, str) and content:
-                    self.text.append(content)
-                    self.content_chunks += 1
-                elif delta.get("tool_calls"):
-                    self.content_chunks += 1
-                    self.text.append(_encode(delta["tool_calls"]).decode())
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
-
-    @property
-    def output_text(self) -> str:
-        return "".join(self.text)
 
 
 def stream_error_event(request_id: str) -> bytes:

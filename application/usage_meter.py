@@ -61,6 +61,26 @@ def usage_from(payload: Any) -> TokenUsage | None:
         return None
 
 
+def anthropic_usage(usage: Any) -> TokenUsage | None:
+    """An Anthropic usage object in the gateway's (OpenAI) semantics (9.11): the prompt is
+    the uncached input plus cache reads and cache writes. Bounded like ``usage_from``."""
+    if not isinstance(usage, dict):
+        return None
+    count = _Counter()
+    uncached = count(usage.get("input_tokens"))
+    read = count(usage.get("cache_read_input_tokens"))
+    written = count(usage.get("cache_creation_input_tokens"))
+    output = count(usage.get("output_tokens"))
+    prompt = uncached + read + written
+    clamped = count.clamped or prompt > MAX_REPORTED_TOKENS
+    if prompt > MAX_REPORTED_TOKENS:  # each part was bounded, their sum must be too
+        prompt = MAX_REPORTED_TOKENS
+        read = min(read, prompt)
+        written = min(written, prompt - read)
+    return TokenUsage(prompt_tokens=prompt, cached_tokens=read, cache_write_tokens=written,
+                      completion_tokens=output, clamped=clamped)
+
+
 def message_text(messages: list) -> str:
     parts: list[str] = []
     for message in messages:

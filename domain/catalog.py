@@ -6,7 +6,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.ids import stream_uuid
 
-PROTOCOLS = ("openai", "openai-compatible")
+PROTOCOLS = ("openai", "openai-compatible", "anthropic")
 
 
 class Provider(Aggregate):

@@ -15,8 +15,8 @@ BYTES_PER_TOKEN = 3
 DEFAULT_OUTPUT_LIMIT = 4096
 # The fields that may carry the client's output limit, in the order they are reported.
 LIMIT_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
-# Top-level fields the provider feeds to the model as prompt text.
-PROMPT_FIELDS = ("tools", "functions", "tool_choice", "response_format")
+# Top-level fields the provider feeds to the model as prompt text (``system`` is Anthropic's).
+PROMPT_FIELDS = ("tools", "functions", "tool_choice", "response_format", "system")
 
 _TEXT_PART_TYPES = frozenset({"text", "input_text"})
 _IMAGE_PART_TYPES = frozenset({"image_url", "input_image", "image"})
@@ -144,3 +144,17 @@ def output_limit(body: dict[str, Any], model_max_output: int | None,
     if model_max is not None:
         return model_max
     return default
+
+
+def estimate_embedding_input_tokens(value: Any) -> int:
+    """Deliberately high input-token estimate of an embeddings ``input``: text at 1 token
+    per 3 UTF-8 bytes, token arrays by their length, junk as nothing."""
+    items = value if isinstance(value, list) and value and not isinstance(value[0], int) \
+        else [value]
+    total = 0
+    for item in items:
+        if isinstance(item, str):
+            total += _ceil_div(_utf8_len(item), BYTES_PER_TOKEN) + 1
+        elif isinstance(item, list):
+            total += len(item)
+    return total

@@ -19,6 +19,7 @@ from adapters.persistence.migrate import migrate
 from adapters.persistence.store_config import StoreConfig
 from adapters.providers.echo import EchoClient
 from adapters.providers.http_client import AiohttpProviderClient
+from adapters.responses_sql import SqlResponseStore
 from adapters.secret_box import SecretBox, SqlSecretVault, load_or_create_secret
 from adapters.workers import LocalWorkerRegistry, RedisWorkerRegistry, SqlWorkerRegistry
 from application.access import AccessService
@@ -30,6 +31,7 @@ from application.event_stores import EventStores
 from application.group_commit import GroupCommitWriter
 from application.hold_reconciler import HoldReconciler
 from application.inference import InferenceService
+from application.responses_store import ResponsesService
 from application.security_events import SecurityRecorder
 from entrypoints.maintenance import Maintenance
 from projections.access import AccessQueries
@@ -136,6 +138,8 @@ class Gateway:
         self.security = SecurityRecorder(self.stores.access, box, self.clock, pepper,
                                          self.access_queries.key_by_hash)
         self.catalog = CatalogService(self.stores, self.vault, self.clock, wait)
+        self.responses = ResponsesService(SqlResponseStore(self.db, self.data_keys,
+                                                           self.clock), self.clock)
         # No wake per commit: the projector polls, so its work batches up off the hot path.
         self.writer = GroupCommitWriter(self.stores.requests)
         self.http_client = AiohttpProviderClient()

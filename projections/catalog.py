@@ -1,11 +1,12 @@
-"""Catalog read model: providers and prices per (model, provider) (5.1, 6.2)."""
+"""Catalog read model: providers, prices per (model, provider), and when each model was first
+listed (5.1, 5.3, 6.2)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from projections.base import BatchEffects, dumps, event_type, index_stream, ref_of
+from projections.base import BatchEffects, at, dumps, event_type, index_stream, ref_of
 
 
 class CatalogProjection:
@@ -28,6 +29,10 @@ class CatalogProjection:
                         (int(kind == "Provider.Enabled"), ref_of(cur, event)))
         elif kind == "Model.Listed":
             index_stream(cur, event, event.model_id)
+            # The event's own time, never the projector's clock, so a rebuild writes the
+            # same row (9.5 `created`). A model is listed once: its stream is created once.
+            cur.execute("INSERT INTO catalog_models (model_id, listed_at) VALUES (%s, %s) "
+                        "ON CONFLICT DO NOTHING", (event.model_id, at(event)))
         elif kind == "Model.PriceSet":
             cur.execute(
                 "INSERT INTO model_prices (model_id, provider, prices, native_model_id, "
@@ -65,3 +70,15 @@ class CatalogQueries:
                         "FROM model_prices")
             rows = cur.fetchall()
         return [(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in rows]
+
+    def listed(self) -> dict[str, str]:
+        """Every listed model id -> when it was first listed (the event time format)."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT model_id, listed_at FROM catalog_models")
+            return dict(cur.fetchall())
+
+    def listed_at(self, model_id: str) -> str | None:
+        with self.db.transaction() as cur:
+            cur.execute("SELECT listed_at FROM catalog_models WHERE model_id = %s", (model_id,))
+            row = cur.fetchone()
+        return row[0] if row else None

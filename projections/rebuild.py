@@ -29,7 +29,7 @@ from projections.runner import Projector, all_projections
 TABLES = {
     "accounts": ("accounts",), "balances": ("balances", "holds", "ledger_lines"),
     "usage": ("requests",), "access": ("api_keys", "key_secrets", "users", "staff_tokens"),
-    "catalog": ("providers", "model_prices"), "security": ("security_events",),
+    "catalog": ("providers", "model_prices", "catalog_models"), "security": ("security_events",),
     "as_of_clock": ("as_of_clock", "balance_flags"), "audit_keys": ("audit_signing_keys",),
     "journal": ("journal_postings", "journal_requests"),
 }

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from admin_calls import AdminCalls
+from fakes.anthropic_fixtures import fake_anthropic, fake_anthropic_server  # noqa: F401
 from fakes.fixtures import fake_openai, fake_openai_server  # noqa: F401
 
 from entrypoints.bootstrap import Gateway, Settings

@@ -271,3 +271,158 @@ def test_start_is_idempotent_and_stop_frees_the_port() -> None:
     fake.stop()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/models")
+
+
+WEATHER_TOOLS = [{"type": "function", "function": {"name": name, "parameters": {"type": "object"}}}
+                 for name in ("get_weather", "get_time")]
+
+
+def test_parallel_tool_calls_parse_and_stream_in_fragments(fake: FakeOpenAI,
+                                                           client: openai.OpenAI) -> None:
+    calls = (("get_weather", '{"city": "Paris"}'), ("get_time", '{"zone": "CET"}'))
+    fake.script(Behaviour(tool_calls=calls), Behaviour(tool_calls=calls))
+    completion = client.chat.completions.create(model="m", messages=USER, tools=WEATHER_TOOLS)
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert [(c.function.name, c.function.arguments) for c in choice.message.tool_calls] \
+        == list(calls)
+    assert all(c.id.startswith("call_") for c in choice.message.tool_calls)
+    assert completion.usage is not None and completion.usage.completion_tokens == 2
+
+    chunks = list(client.chat.completions.create(model="m", messages=USER, tools=WEATHER_TOOLS,
+                                                 stream=True))
+    deltas = [call for c in chunks for call in (c.choices[0].delta.tool_calls or [])]
+    headers = [d for d in deltas if d.id is not None]
+    assert [(d.index, d.type, d.function.name, d.function.arguments) for d in headers] \
+        == [(0, "function", "get_weather", ""), (1, "function", "get_time", "")]
+    fragments = [d for d in deltas if d.id is None]
+    assert all(d.function.name is None and d.type is None for d in fragments)
+    for index, (_, arguments) in enumerate(calls):
+        mine = [d.function.arguments for d in fragments if d.index == index]
+        assert len(mine) >= 2 and "".join(mine) == arguments
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_a_tool_result_is_answered_with_text(fake: FakeOpenAI, client: openai.OpenAI) -> None:
+    first = client.chat.completions.create(model="m", messages=USER, tools=WEATHER_TOOLS)
+    [call] = first.choices[0].message.tool_calls
+    messages = [*USER, first.choices[0].message.model_dump(exclude_none=True),
+                {"role": "tool", "tool_call_id": call.id, "content": "sunny 21C"}]
+    second = client.chat.completions.create(model="m", messages=messages, tools=WEATHER_TOOLS)
+    assert second.choices[0].finish_reason == "stop"
+    assert second.choices[0].message.content == "Echo: sunny 21C"
+    assert second.choices[0].message.tool_calls is None
+    # tool_choice steers the default call; "none" forbids it.
+    named = client.chat.completions.create(
+        model="m", messages=USER, tools=WEATHER_TOOLS,
+        tool_choice={"type": "function", "function": {"name": "get_time"}})
+    assert named.choices[0].message.tool_calls[0].function.name == "get_time"
+    none = client.chat.completions.create(model="m", messages=USER, tools=WEATHER_TOOLS,
+                                          tool_choice="none")
+    assert none.choices[0].message.content == "Echo: hello there world"
+
+
+def test_reasoning_and_cached_tokens(fake: FakeOpenAI, client: openai.OpenAI) -> None:
+    behaviour = Behaviour(content="four", reasoning="think step by step", cached_tokens=2)
+    fake.script(behaviour, behaviour)
+    completion = client.chat.completions.create(model="m", messages=USER)
+    message = completion.choices[0].message
+    assert message.model_extra["reasoning_content"] == "think step by step"
+    assert message.content == "four"
+    usage = completion.usage
+    assert usage is not None
+    assert (usage.completion_tokens, usage.completion_tokens_details.reasoning_tokens) == (5, 4)
+    assert usage.prompt_tokens_details.cached_tokens == 2
+
+    chunks = list(client.chat.completions.create(model="m", messages=USER, stream=True,
+                                                 stream_options={"include_usage": True}))
+    kinds = [next(iter(c.choices[0].delta.model_extra), "content")
+             for c in chunks[1:-2] if c.choices]
+    assert kinds == ["reasoning_content"] * 4 + ["content"]
+    assert "".join(c.choices[0].delta.model_extra.get("reasoning_content", "")
+                   for c in chunks if c.choices) == "think step by step"
+    assert chunks[-1].usage.completion_tokens_details.reasoning_tokens == 4
+
+
+def test_error_body_and_retry_after_can_be_scripted(fake: FakeOpenAI,
+                                                    client: openai.OpenAI) -> None:
+    fake.script(
+        Behaviour(status=400, error_code="context_length_exceeded", error_param="messages",
+                  error_message="This model's maximum context length is 8 tokens."),
+        Behaviour(status=429, retry_after=7),
+    )
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.chat.completions.create(model="m", messages=USER)
+    assert (bad.value.code, bad.value.param) == ("context_length_exceeded", "messages")
+    assert bad.value.body["message"] == "This model's maximum context length is 8 tokens."
+    with pytest.raises(openai.RateLimitError) as limited:
+        client.chat.completions.create(model="m", messages=USER)
+    assert limited.value.response.headers["retry-after"] == "7"
+    assert limited.value.code == "rate_limit_exceeded"
+
+
+def test_extra_headers_on_success_responses(fake: FakeOpenAI, client: openai.OpenAI) -> None:
+    extra = (("set-cookie", "a=b"), ("x-request-id", "req_up_1"), ("openai-processing-ms", "12"))
+    fake.script(Behaviour(extra_headers=extra), Behaviour(extra_headers=extra))
+    raw = client.chat.completions.with_raw_response.create(model="m", messages=USER)
+    assert raw.headers["x-request-id"] == "req_up_1"
+    assert raw.headers["set-cookie"] == "a=b"
+    assert raw.parse().choices[0].message.content == "Echo: hello there world"
+    with client.chat.completions.with_streaming_response.create(
+            model="m", messages=USER, stream=True) as streamed:
+        assert streamed.headers["openai-processing-ms"] == "12"
+        assert streamed.headers["content-type"].startswith("text/event-stream")
+
+
+def test_embeddings_are_deterministic_in_float_and_base64(fake: FakeOpenAI,
+                                                          client: openai.OpenAI) -> None:
+    floats = client.embeddings.create(model="text-embedding-3-small", input=["a b", "c"],
+                                      encoding_format="float")
+    assert [d.index for d in floats.data] == [0, 1]
+    assert all(len(d.embedding) == 8 and all(-1 <= x < 1 for x in d.embedding)
+               for d in floats.data)
+    assert floats.data[0].embedding != floats.data[1].embedding
+    assert (floats.usage.prompt_tokens, floats.usage.total_tokens) == (3, 3)
+    # The SDK asks for base64 by default and decodes it: the same numbers come back.
+    decoded = client.embeddings.create(model="text-embedding-3-small", input=["a b", "c"])
+    assert [d.embedding for d in decoded.data] == [d.embedding for d in floats.data]
+    assert fake.embedding_requests()[1].json["encoding_format"] == "base64"
+    short = client.embeddings.create(model="m", input="a b", dimensions=3,
+                                     encoding_format="float")
+    assert short.data[0].embedding == floats.data[0].embedding[:3]
+    tokens = client.embeddings.create(model="m", input=[[1, 2, 3]], encoding_format="float")
+    assert tokens.usage.prompt_tokens == 3
+    with pytest.raises(openai.BadRequestError):
+        client.embeddings.create(model="m", input="")
+
+
+def test_legacy_completions_echo_each_prompt(fake: FakeOpenAI, client: openai.OpenAI) -> None:
+    completion = client.completions.create(model="gpt-3.5-turbo-instruct",
+                                           prompt=["say hi", "say bye"])
+    assert completion.object == "text_completion"
+    assert [(c.index, c.text, c.finish_reason) for c in completion.choices] == [
+        (0, "Echo: say hi", "stop"), (1, "Echo: say bye", "stop")]
+    assert completion.usage is not None
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (4, 6)
+    # max_tokens defaults to 16 on this endpoint, as on the real one.
+    long = client.completions.create(model="m", prompt=" ".join(["w"] * 20))
+    assert long.choices[0].finish_reason == "length"
+    assert len(long.choices[0].text.split()) == 16
+
+    chunks = list(client.completions.create(model="m", prompt="one two", stream=True,
+                                            stream_options={"include_usage": True}))
+    assert all(c.object == "text_completion" for c in chunks)
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == "Echo: one two"
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 3
+    assert fake.completion_requests()[-1].json["stream"] is True
+
+
+def test_scripted_errors_apply_to_embeddings_and_completions(
+    fake: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    fake.script(Behaviour(status=503), Behaviour(status=500))
+    with pytest.raises(openai.InternalServerError):
+        client.embeddings.create(model="m", input="x")
+    with pytest.raises(openai.InternalServerError):
+        client.completions.create(model="m", prompt="x")

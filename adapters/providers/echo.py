@@ -75,5 +75,6 @@ class EchoUpstream:
 
 
 class EchoClient:
-    async def send(self, target: ProviderTarget, path: str, body: bytes) -> EchoUpstream:
+    async def send(self, target: ProviderTarget, path: str, body: bytes,
+                   headers: dict[str, str] | None = None) -> EchoUpstream:
         return EchoUpstream(msgspec.json.decode(body))

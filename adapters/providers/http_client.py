@@ -1,4 +1,4 @@
-"""aiohttp client for OpenAI-format providers: one pooled session per provider.
+"""aiohttp client for providers (OpenAI-format and Anthropic): one pooled session per provider.
 
 Addresses are checked by ``CheckedResolver`` at connect time (so a host that re-resolves to
 a private address is refused), redirects are never followed, and closing a response closes
@@ -14,7 +14,10 @@ import aiohttp
 from adapters.checked_resolver import CheckedResolver
 from application.ports import ProviderTarget
 
-PASSED_HEADERS = ("content-type", "openai-processing-ms", "x-request-id")
+# 9.9: only these provider response headers are read at all; ``Set-Cookie`` and the rest
+# never reach the client. ``request-id`` is Anthropic's name for ``x-request-id``.
+PASSED_HEADERS = ("content-type", "openai-processing-ms", "x-request-id", "request-id",
+                  "retry-after", "retry-after-ms")
 
 
 class HttpUpstream:
@@ -64,12 +67,16 @@ class AiohttpProviderClient:
             self._sessions[key] = session
         return session
 
-    async def send(self, target: ProviderTarget, path: str, body: bytes) -> HttpUpstream:
+    async def send(self, target: ProviderTarget, path: str, body: bytes,
+                   extra: dict[str, str] | None = None) -> HttpUpstream:
         timeout = target.timeout_ms / 1000
         headers = {"Content-Type": "application/json", "Accept": "application/json",
-                   "User-Agent": "gatewayz/0.1"}
+                   "User-Agent": "gatewayz/0.1", **(extra or {})}
         if target.credential:
-            headers["Authorization"] = f"Bearer {target.credential}"
+            if target.protocol == "anthropic":
+                headers["x-api-key"] = target.credential
+            else:
+                headers["Authorization"] = f"Bearer {target.credential}"
         response = await self._session(target).post(
             target.base_url + path, data=body, headers=headers, allow_redirects=False,
             timeout=aiohttp.ClientTimeout(total=target.total_timeout_s,

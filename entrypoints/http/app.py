@@ -6,7 +6,18 @@ from litestar import Litestar
 from litestar.exceptions import HTTPException
 
 from domain.errors import DomainError
-from entrypoints.http import admin, admin_erase, audit, finance, health, inference, self_service
+from entrypoints.http import (
+    admin,
+    admin_erase,
+    audit,
+    finance,
+    health,
+    inference,
+    messages,
+    models,
+    responses,
+    self_service,
+)
 from entrypoints.http.audit_security import list_security_events
 from entrypoints.http.context import BODY_LIMIT, READ_SLACK, request_id_middleware
 from entrypoints.http.errors import (
@@ -26,7 +37,11 @@ def create_app(gateway):
 def create_litestar(gateway) -> Litestar:
     app = Litestar(
         route_handlers=[
-            inference.chat_completions, inference.list_models,
+            inference.chat_completions, inference.embeddings, inference.completions,
+            messages.messages, responses.create_response, responses.get_response,
+            responses.delete_response,
+            messages.count_tokens,
+            models.list_models, models.get_model,
             self_service.own_balance, self_service.own_ledger, self_service.own_keys,
             admin.open_account, admin.issue_key, admin.rotate_key, admin.revoke_key,
             admin.grant_credits, admin.register_provider, admin.set_prices,

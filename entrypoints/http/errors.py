@@ -35,21 +35,50 @@ OPENAI_TYPE = {400: "invalid_request_error", 401: "authentication_error", 402: "
                403: "permission_error", 404: "not_found_error", 405: "invalid_request_error",
                409: "conflict_error", 413: "invalid_request_error",
                422: "invalid_request_error", 429: "rate_limit_error"}
+# 9.8's Anthropic column, for /v1/messages* and Anthropic-shaped model requests.
+ANTHROPIC_TYPE = {400: "invalid_request_error", 401: "authentication_error",
+                  402: "billing_error", 403: "permission_error", 404: "not_found_error",
+                  413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
+                  502: "api_error", 503: "overloaded_error", 504: "api_error"}
+
+
+def anthropic_style(request: Request) -> bool:
+    """Whether the caller speaks Anthropic's API: its routes, or a models request that
+    carries ``anthropic-version`` (9.5, 9.8)."""
+    path = request.scope.get("path", "")
+    return path.startswith("/v1/messages") or (
+        path.startswith("/v1/models") and "anthropic-version" in request.headers)
+
+
+def _openai_type(status: int, path: str) -> str:
+    # As api.openai.com answers on /v1 (an SDK shows it): a bad key is an invalid request.
+    if status == 401 and path.startswith("/v1/"):
+        return "invalid_request_error"
+    return OPENAI_TYPE.get(status, "server_error")
 
 
 def error_response(request_id: str, code: str, message: str, param: str | None = None,
                    details: dict[str, Any] | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
-    status = CODE_STATUS.get(code, 400)
-    error: dict[str, Any] = {"message": message[:500],
-                             "type": OPENAI_TYPE.get(status, "server_error"),
-                             "param": param, "code": code, "request_id": request_id}
-    if details:
-        error["details"] = details
+                   headers: dict[str, str] | None = None, *, status: int | None = None,
+                   request: Request | None = None, openai_type: str | None = None) -> Response:
+    status = status or CODE_STATUS.get(code, 400)
+    message = message[:500]
     extra = dict(headers or {})
     if status in (429, 503) or code == "idempotency_in_progress":  # 9.8, 11.2
         extra.setdefault("retry-after", "1")
-    return Response(content=msgspec.json.encode({"error": error}), status_code=status,
+    if request is not None and anthropic_style(request):
+        body: dict[str, Any] = {"type": "error", "error": {
+            "type": ANTHROPIC_TYPE.get(status, "invalid_request_error"), "message": message,
+            "code": code}, "request_id": request_id}
+    else:
+        path = request.scope.get("path", "") if request is not None else ""
+        error: dict[str, Any] = {"message": message,
+                                 "type": openai_type or _openai_type(status, path),
+                                 "param": param, "code": code, "request_id": request_id}
+        if details:
+            error["details"] = details
+        body = {"error": error}
+    return Response(content=msgspec.json.encode(body), status_code=status,
                     media_type="application/json", headers=extra)
 
 
@@ -58,8 +87,12 @@ def request_id_of(request: Request) -> str:
 
 
 def domain_error_handler(request: Request, error: DomainError) -> Response:
+    status = getattr(error, "status", None)  # a provider's refusal keeps its status
+    retry = getattr(error, "retry_after", None)
     return error_response(request_id_of(request), error.code, error.message, error.param,
-                          error.details)
+                          error.details,
+                          {"retry-after": str(retry)} if retry is not None else None,
+                          status=status, request=request)
 
 
 _HTTP_CODES = {400: "invalid_request", 401: "missing_api_key", 403: "forbidden",
@@ -72,9 +105,15 @@ def http_error_handler(request: Request, error: HTTPException) -> Response:
     message = {404: "no such route", 405: "method not allowed on this route",
                413: "the request body is larger than the limit"}.get(
         error.status_code, "the request could not be processed")
-    response = error_response(request_id_of(request), code, message)
-    response.status_code = error.status_code if error.status_code < 500 else 500
-    return response
+    path = request.scope.get("path", "")
+    if error.status_code in (404, 405) and path.startswith("/v1/"):
+        # As OpenAI answers a route it does not have (the SDKs show this message).
+        message = f"Invalid URL ({request.method} {path[:200]})"
+    status = error.status_code if error.status_code < 500 else 500
+    unrouted = error.status_code in (404, 405) and path.startswith("/v1/")
+    return error_response(request_id_of(request), code, message, status=status,
+                          request=request,
+                          openai_type="invalid_request_error" if unrouted else None)
 
 
 def internal_error_handler(request: Request, error: Exception) -> Response:
@@ -82,4 +121,4 @@ def internal_error_handler(request: Request, error: Exception) -> Response:
 
     logging.getLogger("gatewayz.http").exception("unhandled error", exc_info=error)
     return error_response(request_id_of(request), "internal_error",
-                          "an internal error occurred; it has been logged")
+                          "an internal error occurred; it has been logged", request=request)

@@ -1,17 +1,21 @@
-"""Inference routes: POST /v1/chat/completions and GET /v1/models (9.1, 9.5)."""
+"""Inference routes: POST /v1/chat/completions (9.1), and the serving path every inference
+route shares: idempotency, cancellation on disconnect, JSON or stream."""
 
 from __future__ import annotations
 
-from litestar import Request, Response, get, post
+from collections.abc import Awaitable, Callable
+
+from litestar import Request, Response, post
 from litestar.response import Stream
 
 from application import envelope
-from application.catalog import ECHO_MODEL
-from application.chat_request import parse_chat
+from application.chat_request import ChatRequest, parse_chat
+from application.completions_request import parse_legacy
+from application.embeddings_request import parse_embeddings
 from application.idempotency import request_id_for
+from application.principals import KeyPrincipal
 from entrypoints.http.auth import gateway, key_principal
 from entrypoints.http.context import (
-    json_response,
     key_scope,
     parse_json,
     read_body,
@@ -22,11 +26,18 @@ from entrypoints.http.idempotent import idempotency_key, idempotent, no_effect
 
 @post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Response:
-    gw = gateway(request)
     principal = key_principal(request, "inference:use")
     key = idempotency_key(request)
     raw = await read_body(request)
-    chat = parse_chat(parse_json(raw))
+    return await serve(request, principal, key, raw, parse_chat(parse_json(raw)))
+
+
+async def serve(request: Request, principal: KeyPrincipal, key: str | None, raw: bytes,
+                chat: ChatRequest,
+                after: Callable[[bytes], Awaitable[None]] | None = None) -> Response:
+    """Run one parsed inference request through the use case and answer it. ``after`` sees
+    a successful answer's bytes (a whole stream once it ended): Responses stores them."""
+    gw = gateway(request)
 
     async def produce(command_id: str | None) -> Response:
         # With a key, the request is named after its command id (derived from the key and
@@ -40,10 +51,13 @@ async def chat_completions(request: Request) -> Response:
         if result is None:  # 6.5: the client left before the answer; nothing is charged
             return Response(content=b"", status_code=499)
         if result.stream is None:
+            if after is not None and result.status == 200:
+                await after(result.body)
             return Response(content=result.body, status_code=result.status,
                             media_type="application/json", headers=result.headers)
+        stream = result.stream if after is None else Tapped(result.stream, after)
         # With a key, idempotent() records the stream when it ends (never before).
-        return Stream(result.stream, status_code=200, media_type="text/event-stream",
+        return Stream(stream, status_code=200, media_type="text/event-stream",
                       headers=result.headers)
 
     if key is None:
@@ -52,10 +66,42 @@ async def chat_completions(request: Request) -> Response:
                             stream_succeeded=_stream_succeeded, released_on=_no_charge)
 
 
+ENDINGS = (b"event: message_stop", b"event: response.completed", b"event: response.incomplete")
+
+
 def _stream_succeeded(sent: bytes) -> bool:
-    """Only a stream that reached ``[DONE]`` is stored; one ended by an error event was voided
-    (no charge), so its key is released for a retry."""
-    return sent.rstrip().endswith(b"[DONE]")
+    """Only a stream that reached its end (``[DONE]``, Anthropic's ``message_stop``, a
+    finished Response) is stored; one ended by an error event was voided (no charge), so its
+    key is released."""
+    tail = sent.rstrip()
+    last = tail[tail.rfind(b"\n\n") + 2:]
+    return tail.endswith(b"[DONE]") or last.startswith(ENDINGS)
+
+
+class Tapped:
+    """A relayed stream whose bytes, once it ended as a success, go to ``after``."""
+
+    def __init__(self, stream, after: Callable[[bytes], Awaitable[None]]) -> None:
+        self.stream = stream
+        self.after = after
+        self.sent: list[bytes] = []
+
+    def __aiter__(self) -> Tapped:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            data = await self.stream.__anext__()
+        except StopAsyncIteration:
+            whole = b"".join(self.sent)
+            if _stream_succeeded(whole):
+                await self.after(whole)
+            raise
+        self.sent.append(data)
+        return data
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
 
 
 def _no_charge(error: BaseException) -> bool:
@@ -93,11 +139,19 @@ async def _unless_client_leaves(request: Request, work):
         watcher.cancel()
 
 
-@get("/v1/models")
-async def list_models(request: Request) -> Response:
-    gw = gateway(request)
-    ids = [ECHO_MODEL, *gw.catalog_view.model_ids()]
-    data = [{"id": model_id, "object": "model", "created": 0,
-             "owned_by": model_id.split("/", 1)[0]} for model_id in ids]
-    return json_response({"object": "list", "data": data})
+@post("/v1/embeddings")
+async def embeddings(request: Request) -> Response:
+    """9.3: billed for input tokens through the same hold and settlement as chat."""
+    principal = key_principal(request, "inference:use")
+    key = idempotency_key(request)
+    raw = await read_body(request)
+    return await serve(request, principal, key, raw, parse_embeddings(parse_json(raw)))
 
+
+@post("/v1/completions")
+async def completions(request: Request) -> Response:
+    """9.2: each prompt is sent as one chat request; one hold covers them all."""
+    principal = key_principal(request, "inference:use")
+    key = idempotency_key(request)
+    raw = await read_body(request)
+    return await serve(request, principal, key, raw, parse_legacy(parse_json(raw)))

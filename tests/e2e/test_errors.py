@@ -63,7 +63,7 @@ def test_a_random_string_as_key_is_refused_with_invalid_api_key_by_the_sdk(price
 
     assert error.status_code == 401
     assert error.code == "invalid_api_key"
-    assert error.type == "authentication_error"
+    assert error.type == "invalid_request_error"  # as api.openai.com answers
     _no_billing_effect(before, positions(priced))
     assert fake_openai.chat_requests() == []
 
@@ -195,10 +195,7 @@ BAD_BODIES = {
     "temperature above two": (chat_body(temperature=2.5), 400, "invalid_request",
                               "temperature"),
     "stream a string": (chat_body(stream="yes"), 400, "invalid_request", "stream"),
-    "store true": (chat_body(store=True), 400, "unsupported_parameter", "store"),
-    "prediction": (chat_body(prediction={"type": "content", "content": "x"}), 400,
-                   "unsupported_parameter", "prediction"),
-    "n above eight": (chat_body(n=9), 400, "invalid_request", "n"),
+    "n above 128": (chat_body(n=129), 400, "invalid_request", "n"),
     "json nested 65 levels": (chat_body(metadata=_nested(65)), 400, "invalid_request", None),
     "json nested 5000 levels": (b'{"model": "acme/chat-1", "x": ' + b"[" * 5000 + b"]" * 5000
                                 + b"}", 400, "invalid_request", None),
@@ -235,14 +232,17 @@ def test_a_body_nested_exactly_64_levels_is_accepted_and_forwarded(priced, fake_
     assert fake_openai.chat_requests()[-1].json["metadata"] == body["metadata"]
 
 
-def test_the_sdk_raises_bad_request_for_store_true_naming_the_parameter(priced, fake_openai):
+def test_openai_parameters_the_gateway_does_not_read_reach_an_openai_upstream(priced,
+                                                                              fake_openai):
+    """9.10: store, prediction and fields newer than the gateway are the provider's to judge."""
     who = customer(priced)
+    prediction = {"type": "content", "content": "x"}
 
-    error = _sdk_error(sdk(priced, who.key), openai.BadRequestError, store=True)
+    response = post_chat(priced, who.key, chat_body(store=True, prediction=prediction, foo=1))
 
-    assert error.code == "unsupported_parameter"
-    assert error.param == "store"
-    assert fake_openai.chat_requests() == []
+    assert response.status_code == 200, response.text
+    sent = fake_openai.chat_requests()[-1].json
+    assert (sent["store"], sent["prediction"], sent["foo"]) == (True, prediction, 1)
 
 
 def test_the_sdk_raises_not_found_for_an_unknown_model(priced, fake_openai):
@@ -275,14 +275,13 @@ def test_a_body_over_ten_mebibytes_is_refused_with_request_too_large(priced, fak
 def test_a_body_just_under_ten_mebibytes_passes_intake_and_reaches_the_provider(
         priced, fake_openai):
     # The fake upstream itself refuses bodies over 1 MiB with 413, which the gateway must
-    # pass back as a 400 without failover or charge: the body got through intake.
+    # pass back (9.8) without failover or charge: the body got through intake.
     who = customer(priced, credit_micros=50_000_000)
     text = "a " * (5 * MIB - 100)
 
     response = post_chat(priced, who.key, chat_body(text, max_tokens=5))
 
-    error = assert_error(response, 400, "invalid_request")
-    assert "provider rejected" in error["message"]
+    assert_error(response, 413, "request_too_large")
     record = request_record(priced, response.headers["x-request-id"])
     assert record["status"] == "voided" and record["void_reason"] == "rejected"
     assert [a["status"] for a in record["attempts"]] == [413]
@@ -331,9 +330,27 @@ def test_a_balance_exactly_equal_to_the_hold_is_enough(priced, fake_openai):
 def test_an_unknown_route_answers_404_in_the_error_shape_with_a_request_id(served):
     response = served.http.get("/v1/no-such-route")
 
-    error = assert_error(response, 404, "not_found")
+    assert response.status_code == 404
+    error = response.json()["error"]
+    # As api.openai.com answers a route it does not have.
+    assert error["message"] == "Invalid URL (GET /v1/no-such-route)"
+    assert (error["type"], error["code"]) == ("invalid_request_error", "not_found")
     assert len(error["request_id"]) == 30
     assert response.headers["request-id"] == error["request_id"]
+
+
+def test_an_unknown_anthropic_route_answers_404_in_the_anthropic_shape(served):
+    response = served.http.post("/v1/messages/batches", json={})
+
+    assert response.status_code == 404
+    body = response.json()
+    assert body["type"] == "error" and body["error"]["type"] == "not_found_error"
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
+def test_an_unknown_non_api_route_keeps_the_plain_not_found_answer(served):
+    error = assert_error(served.http.get("/no-such-page"), 404, "not_found")
+    assert error["message"] == "no such route"
 
 
 def test_a_wrong_method_answers_405_in_the_error_shape_with_a_request_id(served):

@@ -163,7 +163,7 @@ def test_a_request_refused_for_bad_input_stores_nothing_under_its_key(priced, fa
     who = customer(priced, credit_micros=CREDIT)
     headers = {"Idempotency-Key": uuid.uuid4().hex}
 
-    refused = post_chat(priced, who.key, chat_body(n=9), headers=headers)
+    refused = post_chat(priced, who.key, chat_body(n=129), headers=headers)
     accepted = post_chat(priced, who.key, chat_body(), headers=headers)
 
     assert_error(refused, 400, "invalid_request", "n")

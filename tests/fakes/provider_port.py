@@ -40,6 +40,7 @@ class Answer:
     headers_delay: float = 0.0     # seconds before ``send`` returns
     break_after: int | None = None  # raise ConnectionResetError after this many chunks
     completion_text: str = ""      # the content the answer carries (for expected charges)
+    headers: tuple[tuple[str, str], ...] = ()  # extra response headers (e.g. retry-after)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Received:
     native_model_id: str
     body: Any          # the decoded JSON body as sent upstream
     raw: bytes
+    headers: dict = field(default_factory=dict)  # protocol headers the client added
 
 
 def _usage(prompt: int, completion: int, cached: int = 0, reasoning: int = 0) -> dict:
@@ -133,7 +135,7 @@ class FakeUpstream:
         self.port = port
         self.status = answer.status
         self.headers = {"content-type": "text/event-stream" if answer.kind == "stream"
-                        else "application/json"}
+                        else "application/json"} | dict(answer.headers)
         self.closed = False
         self.sent = 0  # SSE events handed to the reader so far
 
@@ -199,9 +201,11 @@ class FakeProviderPort:
             return self.default
         raise AssertionError(f"unscripted call to provider {slug!r}")
 
-    async def send(self, target: Any, path: str, body: bytes) -> FakeUpstream:
+    async def send(self, target: Any, path: str, body: bytes,
+                   headers: dict | None = None) -> FakeUpstream:
         self.received.append(Received(target.slug, target.base_url, path, target.credential,
-                                      target.native_model_id, json.loads(body), bytes(body)))
+                                      target.native_model_id, json.loads(body), bytes(body),
+                                      dict(headers or {})))
         answer = self._next(target.slug)
         if answer.headers_delay:
             await asyncio.sleep(answer.headers_delay)
