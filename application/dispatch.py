@@ -110,8 +110,10 @@ class Dispatcher:
     async def _complete(self, call: Call, offer: Offer, upstream: Any,
                         prepared: Prepared) -> InferenceResponse:
         ttfb = ms_since(call.started)
+        began = time.monotonic()
         try:
             raw = await upstream.read()
+            call.read_ms = ms_since(began)
             payload = _decode(raw)
         except TimeoutError:
             self.settler.void(call, "timeout", "the provider did not finish in time")

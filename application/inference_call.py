@@ -49,6 +49,7 @@ class Call:
     prepared: list = field(default_factory=list)  # exchange.Prepared per offer, in order
     attempts: list[Attempt] = field(default_factory=list)
     charged: int = 0  # micros, once settled
+    read_ms: int = 0  # reading a JSON answer's body: provider time, not the gateway's
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()

@@ -136,8 +136,11 @@ class RelayStream:
 def response_headers(call: Call, offer: Offer, upstream: Any,
                      prepared: Prepared) -> dict[str, str]:
     """The inference headers of 9.9 known before the first byte."""
+    provider_ms = sum(a.latency_ms for a in call.attempts) + call.read_ms
     headers = {"x-gatewayz-provider": offer.provider.slug, "x-gatewayz-model": call.chat.model,
-               "x-gatewayz-attempts": str(len(call.attempts))}
+               "x-gatewayz-attempts": str(len(call.attempts)),
+               # 9.9: the gateway's own time so far, the provider's excluded.
+               "x-gatewayz-overhead-ms": str(max(0, ms_since(call.started) - provider_ms))}
     if prepared.dropped:
         headers["x-gatewayz-dropped-params"] = ", ".join(prepared.dropped)
     if prepared.adjusted:

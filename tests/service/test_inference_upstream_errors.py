@@ -125,3 +125,4 @@ def test_provider_request_ids_pass_renamed_and_other_provider_headers_never(gw, 
     # 1 USD/M input, 2 USD/M output on alpha: 10 x 1 + 5 x 2 micros.
     assert headers["x-gatewayz-cost-micros"] == "20"
     assert headers["x-gatewayz-attempts"] == "1"
+    assert int(headers["x-gatewayz-overhead-ms"]) >= 0
