@@ -21,6 +21,7 @@ from e2e.support import sdk
 
 @dataclass
 class Reply:
+    id: str  # the completion's or message's id
     text: str | None
     calls: list[tuple[str, str, dict]]  # (id, name, arguments) per tool call, in order
     reasoning: str | None
@@ -31,7 +32,7 @@ class Reply:
     request_id: str
     headers: httpx.Headers
     echo: Any  # the assistant message, as the client sends it back
-    chunks: list[dict] = field(default_factory=list)  # an OpenAI stream's chunks
+    chunks: list[dict] = field(default_factory=list)  # a stream's chunks or wire events
 
 
 class OpenAIClient:
@@ -99,7 +100,7 @@ class OpenAIClient:
         echo = {key: message[key] for key in ("role", "content", "tool_calls",
                                               "reasoning_content", "reasoning_details")
                 if message.get(key) is not None}
-        return Reply(message.get("content"), calls, message.get("reasoning_content"),
+        return Reply(head["id"], message.get("content"), calls, message.get("reasoning_content"),
                      message.get("reasoning_details") or [], finish, _openai_usage(usage),
                      head["model"], headers["x-request-id"], headers, echo, chunks)
 
@@ -134,7 +135,8 @@ def merge_chunks(chunks: list[dict]) -> tuple[dict, str | None, dict, dict]:
         for key in ("content", "reasoning_content"):
             if delta.get(key):
                 message[key] = message.get(key, "") + delta[key]
-        message.setdefault("reasoning_details", []).extend(delta.get("reasoning_details") or [])
+        if delta.get("reasoning_details"):
+            message.setdefault("reasoning_details", []).extend(delta["reasoning_details"])
         for fragment in delta.get("tool_calls") or []:
             index = fragment["index"]
             function = fragment.get("function") or {}
@@ -196,16 +198,17 @@ class AnthropicClient:
         kwargs.setdefault("max_tokens", 1024)
         if stream:
             with self.sdk.messages.stream(model=model, messages=messages, **kwargs) as events:
-                kinds = [e.type for e in events]
+                # The wire events only, not the SDK's own text/input_json/thinking events.
+                chunks = [e.to_dict() for e in events if e.type in WIRE_EVENTS]
                 message = events.get_final_message()
                 headers = events.response.headers
-            raw_kinds = [k for k in kinds if k.startswith(("message_", "content_block_"))]
-            assert raw_kinds[0] == "message_start", kinds
-            assert raw_kinds[-2:] == ["message_delta", "message_stop"], kinds
+            kinds = [c["type"] for c in chunks]
+            assert kinds[0] == "message_start", kinds
+            assert kinds[-2:] == ["message_delta", "message_stop"], kinds
         else:
             raw = self.sdk.messages.with_raw_response.create(model=model, messages=messages,
                                                              **kwargs)
-            headers, message = raw.headers, raw.parse()
+            headers, message, chunks = raw.headers, raw.parse(), []
         assert message.id.startswith("msg_") and message.type == "message", message
         assert message.role == "assistant"
         blocks = message.content
@@ -216,13 +219,34 @@ class AnthropicClient:
                  "cache_read_input_tokens": u.cache_read_input_tokens,
                  "cache_creation_input_tokens": u.cache_creation_input_tokens}
         return Reply(
-            "".join(texts) if texts else None,
+            message.id, "".join(texts) if texts else None,
             [(b.id, b.name, b.input) for b in blocks if b.type == "tool_use"],
             "".join(thoughts) if thoughts else None,
             [b.to_dict() for b in blocks if b.type in ("thinking", "redacted_thinking")],
             message.stop_reason, usage, message.model, headers["x-request-id"], headers,
             # The documented tool loop: the assistant's content blocks go back as they came.
-            {"role": "assistant", "content": blocks})
+            {"role": "assistant", "content": blocks}, chunks)
+
+
+WIRE_EVENTS = ("message_start", "content_block_start", "content_block_delta",
+               "content_block_stop", "message_delta", "message_stop")
+
+
+def block_order_problems(events: list[dict]) -> list[str]:
+    """Where an Anthropic stream breaks 9.7's order: each block's start, its deltas, its
+    stop, one block at a time."""
+    problems, open_index = [], None
+    for n, event in enumerate(events):
+        kind, index = event["type"], event.get("index")
+        if kind == "content_block_start" and open_index is not None:
+            problems.append(f"event {n}: block {index} starts while {open_index} is open")
+        elif kind in ("content_block_delta", "content_block_stop") and index != open_index:
+            problems.append(f"event {n}: {kind} of block {index} while {open_index} is open")
+        if kind == "content_block_start":
+            open_index = index
+        elif kind == "content_block_stop" and index == open_index:
+            open_index = None
+    return problems
 
 
 CLIENTS = {"openai": OpenAIClient, "anthropic": AnthropicClient}

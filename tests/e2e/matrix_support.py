@@ -32,6 +32,11 @@ SLUGS = {"openai": "fakeup", "anthropic": "anthro"}
 PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJ"
        "RU5ErkJggg==")
 REASONING_FORMAT = "anthropic-claude-v1"
+# The tool scenarios: two tools on offer, both called at once.
+TOOLS = [("get_weather", "Weather in a city", {"city": {"type": "string"}}),
+         ("get_time", "Local time in a zone", {"tz": {"type": "string"}})]
+CALLS = (("get_weather", {"city": "Paris"}), ("get_time", {"tz": "CET"}))
+THOUGHT = "Weather first, then the time."
 
 
 @dataclass(frozen=True)
@@ -63,16 +68,17 @@ class Upstream:
 
     def script(self, *, prompt: int, text: str | None = None,
                calls: tuple[tuple[str, dict], ...] = (), thinking: str | None = None,
-               cached: int = 0, written: int = 0) -> Reported:
+               redacted: str | None = None, cached: int = 0, written: int = 0) -> Reported:
         """Queue one answer; returns the usage the fake will report for it."""
         if self.kind == "openai":
-            assert written == 0, "an OpenAI-format upstream reports no cache writes"
+            # Neither cache writes nor redacted reasoning exist in the OpenAI format.
+            assert written == 0 and redacted is None
             self.fake.script(OpenAIBehaviour(
                 content=text, tool_calls=tuple((n, json.dumps(a)) for n, a in calls),
                 reasoning=thinking, prompt_tokens=prompt, cached_tokens=cached))
         else:
             self.fake.script(AnthropicBehaviour(
-                text=text, tool_uses=calls, thinking=thinking,
+                text=text, tool_uses=calls, thinking=thinking, redacted_thinking=redacted,
                 input_tokens=prompt - cached - written, cache_read=cached,
                 cache_creation=written))
         # Both fakes count words, and one token per tool call.
@@ -198,6 +204,8 @@ class Cell:
         assert (record["prompt_tokens"], record["completion_tokens"]) == \
             (reported.prompt, reported.completion), record
         assert record["charged_micros"] == reported.charge, record
+        if not self.stream:  # a stream's cost is not known when its headers go out (9.9)
+            assert reply.headers["x-gatewayz-cost-micros"] == str(reported.charge)
         self.charges.append(reported.charge)
 
     def check_ledger(self) -> None:
@@ -209,16 +217,47 @@ class Cell:
 
 
 def open_cell(served, fake_openai, fake_anthropic, monkeypatch, client: str, upstream: str,
-              mode: str) -> Cell:
+              mode: str, priced: bool = False) -> Cell:
+    """One cell on ``served``; ``priced``: both models are already priced there."""
     made = spy_tool_ids(monkeypatch)
     if upstream == "openai":
-        price_model(served, fake_openai)
+        if not priced:
+            price_model(served, fake_openai)
         up = Upstream("openai", fake_openai, made)
     else:
-        price_anthropic(served, fake_anthropic)
+        if not priced:
+            price_anthropic(served, fake_anthropic)
         up = Upstream("anthropic", fake_anthropic, made)
+    # A fresh account per cell: its ledger holds only this cell's charges.
     who = customer(served, credit_micros=CREDIT)
     return Cell(served, who, CLIENTS[client](served, who.key), up, mode == "stream")
+
+
+def matrix_fixtures(xfail: dict[tuple[str, str, str], str] | None = None) -> tuple:
+    """(module gateway fixture, cell fixture) for a module of matrix cells.
+
+    The cells of a module share one served gateway with both models priced: starting a
+    gateway costs more than a cell, and every cell works in its own account and reads only
+    its own request records, so nothing one cell does is seen by the next.
+    """
+    from conftest import ServedGateway, close_gateway, open_gateway
+
+    @pytest.fixture(scope="module")
+    def matrix_served(tmp_path_factory, fake_openai_server, fake_anthropic_server):
+        gateway, schema = open_gateway("sqlite", tmp_path_factory.mktemp("matrix"))
+        served = ServedGateway(gateway)
+        price_model(served, fake_openai_server)
+        price_anthropic(served, fake_anthropic_server)
+        yield served
+        served.close()
+        close_gateway(gateway, schema)
+
+    @pytest.fixture(params=cells(xfail))
+    def cell(request, matrix_served, fake_openai, fake_anthropic, monkeypatch):
+        return open_cell(matrix_served, fake_openai, fake_anthropic, monkeypatch,
+                         *request.param, priced=True)
+
+    return matrix_served, cell
 
 
 def cells(xfail: dict[tuple[str, str, str], str] | None = None) -> list:

@@ -13,13 +13,12 @@ from fakes.anthropic_upstream import Behaviour
 
 from e2e.anthropic_support import ANTHROPIC_MODEL, price_anthropic
 from e2e.matrix_clients import merge_chunks
-from e2e.matrix_support import PNG
+from e2e.matrix_support import CALLS, PNG
 from e2e.support import customer, request_record, sdk
 
 TOOLS = [{"type": "function", "function": {"name": name, "parameters": {
     "type": "object", "properties": {arg: {"type": "string"}}}}}
     for name, arg in (("get_weather", "city"), ("get_time", "tz"))]
-USES = (("get_weather", {"city": "Paris"}), ("get_time", {"tz": "CET"}))
 
 
 @pytest.fixture
@@ -31,7 +30,7 @@ def client(served, fake_anthropic):
 def test_the_openai_sdk_sends_a_thinking_block_back_to_anthropic_with_its_signature(
         client, fake_anthropic):
     # No scripted thought: the fake thinks only because the request enabled thinking.
-    fake_anthropic.script(Behaviour(tool_uses=USES), Behaviour(text="Sunny at noon"))
+    fake_anthropic.script(Behaviour(tool_uses=CALLS), Behaviour(text="Sunny at noon"))
     messages = [{"role": "user", "content": "Weather and time in Paris?"}]
 
     first = client.chat.completions.create(model=ANTHROPIC_MODEL, messages=messages,
@@ -62,7 +61,7 @@ def test_the_openai_sdk_sends_a_thinking_block_back_to_anthropic_with_its_signat
 
 def test_two_parallel_tool_use_blocks_stream_as_openai_deltas_with_index_0_and_1(
         client, fake_anthropic):
-    fake_anthropic.script(Behaviour(tool_uses=USES))
+    fake_anthropic.script(Behaviour(tool_uses=CALLS))
 
     stream = client.chat.completions.create(
         model=ANTHROPIC_MODEL, messages=[{"role": "user", "content": "Weather and time?"}],
@@ -80,7 +79,7 @@ def test_two_parallel_tool_use_blocks_stream_as_openai_deltas_with_index_0_and_1
     message, finish, _, _ = merge_chunks(chunks)
     assert finish == "tool_calls"
     assert [json.loads(c["function"]["arguments"]) for c in message["tool_calls"]] == \
-        [args for _, args in USES]
+        [args for _, args in CALLS]
     assert sum(1 for f in fragments if f["function"].get("arguments")) > 2  # really streamed
 
 
@@ -107,7 +106,7 @@ def test_100_cache_read_tokens_from_anthropic_are_100_cached_tokens(
                                                 stream=True,
                                                 stream_options={"include_usage": True})
         request_id = chunks.response.headers["x-request-id"]
-        usage = [c for c in chunks][-1].usage
+        usage = list(chunks)[-1].usage
     else:
         raw = client.chat.completions.with_raw_response.create(model=ANTHROPIC_MODEL,
                                                                messages=messages)

@@ -3,14 +3,9 @@ either upstream as that upstream's base64 image, unchanged, and is billed as rep
 
 from __future__ import annotations
 
-import pytest
+from e2e.matrix_support import PNG, matrix_fixtures
 
-from e2e.matrix_support import PNG, cells, open_cell
-
-
-@pytest.fixture(params=cells())
-def cell(request, served, fake_openai, fake_anthropic, monkeypatch):
-    return open_cell(served, fake_openai, fake_anthropic, monkeypatch, *request.param)
+matrix_served, cell = matrix_fixtures()
 
 
 def test_a_png_reaches_the_upstream_as_base64_and_the_answer_comes_back(cell):

@@ -8,19 +8,15 @@ OpenAI-format upstream must get the reasoning text back on the assistant message
 
 from __future__ import annotations
 
-import pytest
 from fakes.anthropic_reply import thinking_signature
 
-from e2e.matrix_support import REASONING_FORMAT, cells, open_cell
-from e2e.test_matrix_tools import CALLS, TOOLS
+from e2e.matrix_support import CALLS, REASONING_FORMAT, THOUGHT, TOOLS, matrix_fixtures
 
-THOUGHT = "Weather first, then the time."
 SIGNATURE = thinking_signature(THOUGHT)
+REDACTED = "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT"  # opaque to everyone but Anthropic
 
 
-@pytest.fixture(params=cells())
-def cell(request, served, fake_openai, fake_anthropic, monkeypatch):
-    return open_cell(served, fake_openai, fake_anthropic, monkeypatch, *request.param)
+matrix_served, cell = matrix_fixtures()
 
 
 def _expected_thinking(cell) -> list[dict]:
@@ -30,15 +26,20 @@ def _expected_thinking(cell) -> list[dict]:
         return [] if cell.client.name == "openai" else [
             {"type": "thinking", "thinking": THOUGHT, "signature": ""}]
     if cell.client.name == "anthropic":
-        return [{"type": "thinking", "thinking": THOUGHT, "signature": SIGNATURE}]
+        return [{"type": "thinking", "thinking": THOUGHT, "signature": SIGNATURE},
+                {"type": "redacted_thinking", "data": REDACTED}]
     return [{"type": "reasoning.text", "text": THOUGHT, "signature": SIGNATURE,
-             "format": REASONING_FORMAT, "index": 0}]
+             "format": REASONING_FORMAT, "index": 0},
+            {"type": "reasoning.encrypted", "data": REDACTED, "format": REASONING_FORMAT,
+             "index": 1}]
 
 
 def test_thinking_and_tool_ids_survive_two_tool_turns(cell):
     options = {**cell.client.tools(TOOLS), **cell.client.thinking()}
     history = [cell.client.user("Weather and time in Paris?")]
-    reported = cell.up.script(calls=CALLS, thinking=THOUGHT, prompt=40)
+    # Anthropic may also answer with a redacted block, which must go back untouched too.
+    redacted = REDACTED if cell.up.kind == "anthropic" else None
+    reported = cell.up.script(calls=CALLS, thinking=THOUGHT, redacted=redacted, prompt=40)
 
     first = cell.ask(history, **options)
 
@@ -68,7 +69,8 @@ def test_thinking_and_tool_ids_survive_two_tool_turns(cell):
     assert cell.up.sent_calls(sent) == first.calls
     assert cell.up.sent_results(sent) == [(ids[0], "sunny"), (ids[1], "12:00")]
     if cell.up.kind == "anthropic":
-        assert cell.up.assistant(sent)["content"][0] == {
-            "type": "thinking", "thinking": THOUGHT, "signature": SIGNATURE}
+        assert cell.up.assistant(sent)["content"][:2] == [
+            {"type": "thinking", "thinking": THOUGHT, "signature": SIGNATURE},
+            {"type": "redacted_thinking", "data": REDACTED}]
     else:
         assert cell.up.sent_reasoning(sent) == THOUGHT

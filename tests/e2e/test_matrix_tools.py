@@ -6,18 +6,9 @@ the client sends back, on its assistant turn and its tool results, reach the ups
 
 from __future__ import annotations
 
-import pytest
+from e2e.matrix_support import CALLS, TOOLS, matrix_fixtures
 
-from e2e.matrix_support import cells, open_cell
-
-TOOLS = [("get_weather", "Weather in a city", {"city": {"type": "string"}}),
-         ("get_time", "Local time in a zone", {"tz": {"type": "string"}})]
-CALLS = (("get_weather", {"city": "Paris"}), ("get_time", {"tz": "CET"}))
-
-
-@pytest.fixture(params=cells())
-def cell(request, served, fake_openai, fake_anthropic, monkeypatch):
-    return open_cell(served, fake_openai, fake_anthropic, monkeypatch, *request.param)
+matrix_served, cell = matrix_fixtures()
 
 
 def test_two_parallel_tool_calls_round_trip_with_their_ids(cell):

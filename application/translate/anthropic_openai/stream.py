@@ -31,6 +31,9 @@ class ChatToAnthropicStream:
         self._open: str | None = None  # kind of the open block
         self._signed = False  # the open thinking block has its signature, so it is complete
         self._tools: dict[Any, int] = {}  # upstream tool-call key -> block index
+        # Calls whose id and name came but no argument yet: their block opens with the first
+        # argument, so reasoning a host streams in between keeps its place before them.
+        self._pending: dict[Any, tuple[str, str]] = {}
         self._last_tool: Any = None
         self._finish: Any = None
         self._usage: dict | None = None
@@ -65,7 +68,10 @@ class ChatToAnthropicStream:
         if self._closed:
             return []
         self._closed = True
-        events = self._start() + self._close_block()
+        events = self._start()
+        for key in list(self._pending):  # calls that never got an argument: input {}
+            events += self._open_tool(key) + self._close_block()
+        events += self._close_block()
         reason = stop_reason(self._finish, bool(self._tools), self._refused)
         # Anthropic sends the input count in message_start; an OpenAI host sends it only in
         # the final usage chunk, so the real counts travel here, which the SDK applies.
@@ -134,20 +140,29 @@ class ChatToAnthropicStream:
             key = call.get("id") or self._last_tool
             key = position if key is None else key
         function = call.get("function") or {}
+        arguments = function.get("arguments")
         events: list[Event] = []
         if key not in self._tools:
-            block = {"type": "tool_use", "id": _str(call.get("id")),
-                     "name": _str(function.get("name")), "input": {}}
-            events = self._open_block("tool_use", block)
-            self._tools[key] = self._blocks - 1
+            known_id, known_name = self._pending.get(key, ("", ""))
+            self._pending[key] = (_str(call.get("id")) or known_id,
+                                  _str(function.get("name")) or known_name)
             self._last_tool = key
-        arguments = function.get("arguments")
+            if not (isinstance(arguments, str) and arguments):
+                return events
+            events = self._open_tool(key)
         if isinstance(arguments, str) and arguments:
             # A fragment of an earlier call that arrives late still goes to that call's
             # block: the SDK accumulates by index, and the arguments must stay complete.
             events.append(_event("content_block_delta", index=self._tools[key],
                                  delta={"type": "input_json_delta",
                                         "partial_json": arguments}))
+        return events
+
+    def _open_tool(self, key: Any) -> list[Event]:
+        call_id, name = self._pending.pop(key)
+        events = self._open_block("tool_use", {"type": "tool_use", "id": call_id,
+                                               "name": name, "input": {}})
+        self._tools[key] = self._blocks - 1
         return events
 
     def _open_block(self, kind: str, block: dict) -> list[Event]:

@@ -114,7 +114,11 @@ def _thinking(effort: Any, limit: int, choice: dict | None, turns: list[dict],
         return None
     if not isinstance(effort, str) or effort not in BUDGETS:
         raise _invalid("reasoning_effort must be none, low, medium or high", "reasoning_effort")
-    budget = min(BUDGETS[effort], limit - 1)
+    budget = BUDGETS[effort]
+    if budget >= limit:
+        # Below max_tokens (9.11) at half of it, so the answer keeps room.
+        budget = limit // 2
+        adjusted.add("reasoning_effort")
     # Anthropic refuses thinking when a tool is forced (structured output, "required"), and
     # when the pending tool use lacks its thinking block (the client did not keep it).
     forced = choice is not None and choice["type"] in ("any", "tool")
