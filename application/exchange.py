@@ -86,6 +86,12 @@ class Exchange:
     def meter(self, chat: ChatRequest, request_id: str) -> Any:
         raise NotImplementedError
 
+    def keep_alive(self) -> bytes:
+        """What an idle stream sends every 15 s (9.7): a comment, or Anthropic's ping."""
+        if self.client == ANTHROPIC:
+            return b'event: ping\ndata: {"type": "ping"}\n\n'
+        return b": keep-alive\n\n"
+
     def error_event(self, request_id: str) -> bytes:
         if self.client == ANTHROPIC:
             return anthropic_error_event(request_id)

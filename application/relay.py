@@ -48,6 +48,9 @@ class Relay:
         disconnected = failed = cut = False
         try:
             async for data in upstream.chunks():
+                if not data:  # the provider is quiet: keep the client's connection alive
+                    yield prepared.exchange.keep_alive()
+                    continue
                 if not ttfb:
                     ttfb = ms_since(call.started)
                 out = meter.feed(data)

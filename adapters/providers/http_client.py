@@ -7,6 +7,8 @@ its connection, which is how an upstream stream is cancelled.
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -20,9 +22,16 @@ PASSED_HEADERS = ("content-type", "openai-processing-ms", "x-request-id", "reque
                   "retry-after", "retry-after-ms")
 
 
+# 9.7: a stream idle this long gets a keep-alive (an empty chunk here; the relay writes the
+# client format's own: a comment or Anthropic's ping).
+KEEP_ALIVE_S = float(os.environ.get("GATEWAYZ_STREAM_KEEPALIVE_S", "15"))
+
+
 class HttpUpstream:
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: aiohttp.ClientResponse,
+                 keep_alive_s: float = KEEP_ALIVE_S) -> None:
         self._response = response
+        self.keep_alive_s = keep_alive_s
         self.status = response.status
         self.headers = {k.lower(): v for k, v in response.headers.items()
                         if k.lower() in PASSED_HEADERS}
@@ -30,7 +39,19 @@ class HttpUpstream:
     async def chunks(self) -> AsyncIterator[bytes]:
         content = self._response.content
         try:
-            async for data in content.iter_any():
+            while True:
+                idle = asyncio.timeout(self.keep_alive_s)
+                try:
+                    # Cancelling readany() loses nothing: data stays buffered until read.
+                    async with idle:
+                        data = await content.readany()
+                except TimeoutError:
+                    if not idle.expired():  # aiohttp's own timeouts: the request cap
+                        raise
+                    yield b""  # idle: the relay sends a keep-alive
+                    continue
+                if not data:
+                    return
                 yield data
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError):
             # When the connection dies mid-body aiohttp raises before handing over what it
@@ -52,6 +73,7 @@ class HttpUpstream:
 
 class AiohttpProviderClient:
     def __init__(self) -> None:
+        self.keep_alive_s = KEEP_ALIVE_S
         self._sessions: dict[tuple[str, bool], aiohttp.ClientSession] = {}
 
     def _session(self, target: ProviderTarget) -> aiohttp.ClientSession:
@@ -82,7 +104,7 @@ class AiohttpProviderClient:
             timeout=aiohttp.ClientTimeout(total=target.total_timeout_s,
                                           connect=min(timeout, 10),
                                           sock_read=timeout))
-        return HttpUpstream(response)
+        return HttpUpstream(response, self.keep_alive_s)
 
     async def close(self) -> None:
         for session in self._sessions.values():
