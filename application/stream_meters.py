@@ -89,7 +89,22 @@ class AnthropicTap:
         return "".join(self.text)
 
 
-class AnthropicPassMeter(AnthropicTap):
+class _Parsed:
+    """Feeds whole upstream events, as they complete, to ``_relay``."""
+
+    _parser: SseParser
+
+    def feed(self, data: bytes) -> bytes:
+        return b"".join(self._relay(e) for e in self._parser.feed(data))
+
+    def flush(self) -> bytes:
+        return b"".join(self._relay(e) for e in self._parser.flush())
+
+    def _relay(self, event: SseEvent) -> bytes:
+        raise NotImplementedError
+
+
+class AnthropicPassMeter(_Parsed, AnthropicTap):
     """Anthropic upstream, Anthropic client: events pass through as they came, except that
     ``message_start`` names the model the client asked for."""
 
@@ -97,12 +112,6 @@ class AnthropicPassMeter(AnthropicTap):
         super().__init__()
         self.model = model
         self._parser = SseParser()
-
-    def feed(self, data: bytes) -> bytes:
-        return b"".join(self._relay(e) for e in self._parser.feed(data))
-
-    def flush(self) -> bytes:
-        return b"".join(self._relay(e) for e in self._parser.flush())
 
     def _relay(self, event: SseEvent) -> bytes:
         payload = _json(event)
@@ -114,7 +123,7 @@ class AnthropicPassMeter(AnthropicTap):
         return event.raw + b"\n\n"
 
 
-class AnthropicToOpenAIMeter(AnthropicTap):
+class AnthropicToOpenAIMeter(_Parsed, AnthropicTap):
     """Anthropic upstream, OpenAI chat client: each upstream event becomes chat chunks."""
 
     def __init__(self, translator: Any, request_id: str) -> None:
@@ -122,12 +131,6 @@ class AnthropicToOpenAIMeter(AnthropicTap):
         self.translator = translator
         self.request_id = request_id
         self._parser = SseParser()
-
-    def feed(self, data: bytes) -> bytes:
-        return b"".join(self._relay(e) for e in self._parser.feed(data))
-
-    def flush(self) -> bytes:
-        return b"".join(self._relay(e) for e in self._parser.flush())
 
     def _relay(self, event: SseEvent) -> bytes:
         if self.done or self.error:
@@ -145,7 +148,7 @@ class AnthropicToOpenAIMeter(AnthropicTap):
         return b"".join(out)
 
 
-class OpenAIToAnthropicMeter(OpenAITap):
+class OpenAIToAnthropicMeter(_Parsed, OpenAITap):
     """OpenAI-format upstream, Anthropic client: each chat chunk becomes Anthropic events."""
 
     def __init__(self, translator: Any, request_id: str) -> None:
@@ -153,12 +156,6 @@ class OpenAIToAnthropicMeter(OpenAITap):
         self.translator = translator
         self.request_id = request_id
         self._parser = SseParser()
-
-    def feed(self, data: bytes) -> bytes:
-        return b"".join(self._relay(e) for e in self._parser.feed(data))
-
-    def flush(self) -> bytes:
-        return b"".join(self._relay(e) for e in self._parser.flush())
 
     def _relay(self, event: SseEvent) -> bytes:
         if self.done or self.error:

@@ -24,12 +24,17 @@ from entrypoints.http.context import (
 from entrypoints.http.idempotent import idempotency_key, idempotent, no_effect
 
 
-@post("/v1/chat/completions")
-async def chat_completions(request: Request) -> Response:
+async def serve_parsed(request: Request, parse: Callable[[object], ChatRequest]) -> Response:
+    """An inference route: authenticate, read, parse in the route's format, serve."""
     principal = key_principal(request, "inference:use")
     key = idempotency_key(request)
     raw = await read_body(request)
-    return await serve(request, principal, key, raw, parse_chat(parse_json(raw)))
+    return await serve(request, principal, key, raw, parse(parse_json(raw)))
+
+
+@post("/v1/chat/completions")
+async def chat_completions(request: Request) -> Response:
+    return await serve_parsed(request, parse_chat)
 
 
 async def serve(request: Request, principal: KeyPrincipal, key: str | None, raw: bytes,
@@ -142,16 +147,10 @@ async def _unless_client_leaves(request: Request, work):
 @post("/v1/embeddings")
 async def embeddings(request: Request) -> Response:
     """9.3: billed for input tokens through the same hold and settlement as chat."""
-    principal = key_principal(request, "inference:use")
-    key = idempotency_key(request)
-    raw = await read_body(request)
-    return await serve(request, principal, key, raw, parse_embeddings(parse_json(raw)))
+    return await serve_parsed(request, parse_embeddings)
 
 
 @post("/v1/completions")
 async def completions(request: Request) -> Response:
     """9.2: each prompt is sent as one chat request; one hold covers them all."""
-    principal = key_principal(request, "inference:use")
-    key = idempotency_key(request)
-    raw = await read_body(request)
-    return await serve(request, principal, key, raw, parse_legacy(parse_json(raw)))
+    return await serve_parsed(request, parse_legacy)

@@ -13,8 +13,7 @@ from litestar import Request, Response, post
 from application.messages_request import parse_messages
 from entrypoints.http.auth import gateway, key_principal
 from entrypoints.http.context import json_response, parse_json, read_body
-from entrypoints.http.idempotent import idempotency_key
-from entrypoints.http.inference import serve
+from entrypoints.http.inference import serve_parsed
 
 
 def _with_headers(request: Request, body: object):
@@ -24,10 +23,7 @@ def _with_headers(request: Request, body: object):
 
 @post("/v1/messages")
 async def messages(request: Request) -> Response:
-    principal = key_principal(request, "inference:use")
-    key = idempotency_key(request)
-    raw = await read_body(request)
-    return await serve(request, principal, key, raw, _with_headers(request, parse_json(raw)))
+    return await serve_parsed(request, lambda body: _with_headers(request, body))
 
 
 @post("/v1/messages/count_tokens")

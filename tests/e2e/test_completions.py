@@ -7,14 +7,13 @@ from __future__ import annotations
 import openai
 import pytest
 
-from e2e.anthropic_support import ANTHROPIC_MODEL, price_anthropic
+from e2e.anthropic_support import ANTHROPIC_MODEL
 from e2e.support import (
     MODEL,
     assert_error,
     balance,
     customer,
     positions,
-    price_model,
     request_events,
     request_record,
     sdk,
@@ -22,12 +21,6 @@ from e2e.support import (
 
 CREDIT = 5_000_000
 
-
-@pytest.fixture
-def both(served, fake_openai, fake_anthropic):
-    price_model(served, fake_openai)  # input 1, output 2 micro-USD per token
-    price_anthropic(served, fake_anthropic)
-    return served
 
 
 def _charge(usage) -> int:

@@ -7,14 +7,13 @@ import httpx
 import pytest
 from fakes.openai_upstream import embedding_vector
 
-from e2e.anthropic_support import ANTHROPIC_MODEL, anthropic_sdk, price_anthropic
+from e2e.anthropic_support import ANTHROPIC_MODEL, anthropic_sdk
 from e2e.support import (
     MODEL,
     assert_error,
     balance,
     customer,
     positions,
-    price_model,
     request_record,
     sdk,
 )
@@ -22,12 +21,6 @@ from e2e.support import (
 CREDIT = 5_000_000
 TEXTS = ["alpha beta", "gamma", "delta epsilon zeta"]
 
-
-@pytest.fixture
-def both(served, fake_openai, fake_anthropic):
-    price_model(served, fake_openai)  # input 1, output 2 micro-USD per token
-    price_anthropic(served, fake_anthropic)
-    return served
 
 
 def test_three_inputs_get_three_vectors_in_order_and_only_input_tokens_are_charged(

@@ -9,25 +9,18 @@ import time
 import openai
 import pytest
 
-from e2e.anthropic_support import ANTHROPIC_MODEL, price_anthropic
+from e2e.anthropic_support import ANTHROPIC_MODEL
 from e2e.support import (
     MODEL,
     balance,
     customer,
     positions,
-    price_model,
     request_record,
     sdk,
 )
 
 CREDIT = 5_000_000
 
-
-@pytest.fixture
-def both(served, fake_openai, fake_anthropic):
-    price_model(served, fake_openai)  # input 1, output 2 micro-USD per token
-    price_anthropic(served, fake_anthropic)
-    return served
 
 
 def _settled_balance(served, key: str, expected: int, timeout: float = 5.0) -> bool:
