@@ -123,14 +123,19 @@ class AnthropicPassMeter(_Parsed, AnthropicTap):
         return event.raw + b"\n\n"
 
 
-class AnthropicToOpenAIMeter(_Parsed, AnthropicTap):
-    """Anthropic upstream, OpenAI chat client: each upstream event becomes chat chunks."""
+class _Translating(_Parsed):
+    """A meter whose client gets the translator's events; the tap comes after it in the
+    class order, and its ``__init__`` runs from here."""
 
     def __init__(self, translator: Any, request_id: str) -> None:
         super().__init__()
         self.translator = translator
         self.request_id = request_id
         self._parser = SseParser()
+
+
+class AnthropicToOpenAIMeter(_Translating, AnthropicTap):
+    """Anthropic upstream, OpenAI chat client: each upstream event becomes chat chunks."""
 
     def _relay(self, event: SseEvent) -> bytes:
         if self.done or self.error:
@@ -148,14 +153,8 @@ class AnthropicToOpenAIMeter(_Parsed, AnthropicTap):
         return b"".join(out)
 
 
-class OpenAIToAnthropicMeter(_Parsed, OpenAITap):
+class OpenAIToAnthropicMeter(_Translating, OpenAITap):
     """OpenAI-format upstream, Anthropic client: each chat chunk becomes Anthropic events."""
-
-    def __init__(self, translator: Any, request_id: str) -> None:
-        super().__init__()
-        self.translator = translator
-        self.request_id = request_id
-        self._parser = SseParser()
 
     def _relay(self, event: SseEvent) -> bytes:
         if self.done or self.error:
