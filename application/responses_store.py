@@ -17,6 +17,7 @@ class ResponseStore(Protocol):
     def save(self, account_id: str, response_id: str, record: dict, expires: Any) -> None: ...
     def get(self, account_id: str, response_id: str) -> dict | None: ...
     def delete(self, account_id: str, response_id: str) -> bool: ...
+    def purge_expired(self) -> int: ...
 
 
 def _missing(param: str | None = None) -> DomainError:
@@ -58,3 +59,7 @@ class ResponsesService:
         if not self.store.delete(account_id, response_id):
             raise _missing()
         return {"id": response_id, "object": "response", "deleted": True}
+
+    def purge_expired(self) -> int:
+        """Drop responses past their 30 days (reads already ignore them)."""
+        return self.store.purge_expired()

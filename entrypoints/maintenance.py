@@ -1,4 +1,5 @@
-"""Background duties of a serving worker: heartbeat, hold sweeps and reconciliation.
+"""Background duties of a serving worker: heartbeat, hold sweeps and reconciliation, audit
+checkpoints and the purge of expired stored responses.
 
 Every SWEEP_INTERVAL_S: expire holds past the TTL, void the holds of dead workers, and make
 the hold store agree with the event store. Each step is independent: one failing (Redis
@@ -24,7 +25,7 @@ log = logging.getLogger("gatewayz.maintenance")
 
 def sweep_once(gw: Any) -> dict[str, int]:
     """One pass, blocking (run it off the event loop). Returns what each step did."""
-    done = {"expired": 0, "voided": 0, "reconciled": 0, "checkpointed": 0}
+    done = {"expired": 0, "voided": 0, "reconciled": 0, "checkpointed": 0, "purged": 0}
     with envelope.acting(Envelope(Actor("scheduler", "hold-sweeper"),
                                   correlation_id=new_id("job"))):
         _steps(gw, done)
@@ -42,6 +43,7 @@ def _steps(gw: Any, done: dict[str, int]) -> None:
             gw.stores.requests, gw.hold_queries.open_holds_by_worker, gw.workers)),
         ("reconciled", lambda: gw.reconciler.reconcile_all().changes),
         ("checkpointed", lambda: gw.audit.tick() or 0),
+        ("purged", gw.responses.purge_expired),
     )
     for name, step in steps:
         try:
