@@ -80,6 +80,7 @@ class Gateway:
         self.settings = settings
         data_dir = settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(data_dir, 0o700)  # mkdir's mode is cut by the umask and skips an existing dir
         if settings.database_url:
             config = StoreConfig.from_url(settings.database_url, settings.schema)
             # Every worker must hash keys and decrypt secrets alike: no per-machine files.

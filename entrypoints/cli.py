@@ -31,6 +31,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock = open(settings.data_dir / "serve.lock", "w")  # noqa: SIM115 - held for the process
+    os.chmod(lock.name, 0o600)  # like every file in the data dir: owner-only (issue 9)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -50,7 +51,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # proxy_headers off: the client address is the socket peer unless a trusted proxy range
     # is configured (spec 1.6), and uvicorn's default would trust X-Forwarded-For.
     uvicorn.run(create_app(gateway), host=args.host, port=args.port, log_level="warning",
-                access_log=False, timeout_graceful_shutdown=5, proxy_headers=False)
+                access_log=False, timeout_graceful_shutdown=5, proxy_headers=False,
+                server_header=False, http="entrypoints.http.edge_protocol:EdgeHttpProtocol")
     return 0
 
 

@@ -137,7 +137,7 @@ class AuditCheckpoints:
         path = self.sink / f"{checkpoint['seq']:012d}.json"
         line = canonical({"checkpoint": checkpoint, "signature": signature})
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)  # owner-only
         except FileExistsError:
             return
         with os.fdopen(fd, "wb") as handle:

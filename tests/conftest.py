@@ -140,7 +140,8 @@ class ServedGateway(AdminCalls):
         # lock while it starts a listener thread) the new thread deadlocks. Collect now.
         gc.collect()
         config = uvicorn.Config(create_app(gateway), host="127.0.0.1", port=self.port,
-                                log_level="warning", access_log=False)
+                                log_level="warning", access_log=False, server_header=False,
+                                http="entrypoints.http.edge_protocol:EdgeHttpProtocol")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()

@@ -8,6 +8,8 @@ commit (adapters/persistence/batch_cursor.py; on SQLite as ``executemany`` runs)
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -111,6 +113,7 @@ class SqliteDatabase:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        create_private_file(path)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -189,8 +192,27 @@ class PostgresDatabase:
         self.pool.close()
 
 
+def create_private_file(path: str) -> None:
+    """Create a SQLite file owner-only (0600) before SQLite opens it, or tighten it.
+
+    SQLite creates files 0644 less the umask and gives its -wal and -shm files the main
+    file's mode, so a main file made 0600 first keeps all three private (issue 9). The
+    explicit chmod does not depend on the umask and fixes files an older version left 0644.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for journal in (path + "-wal", path + "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(journal, 0o600)
+
+
 def open_database(config: StoreConfig) -> SqliteDatabase | PostgresDatabase:
     if config.kind == "postgres":
         assert config.postgres is not None
         return PostgresDatabase(config.postgres, config.schema)
+    if config.kind == "sqlite":  # the event store's file, which eventsourcing opens later
+        create_private_file(config.sqlite_path)
     return SqliteDatabase(config.read_model_path)
