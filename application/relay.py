@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import quote
 
 from application.catalog import Offer
 from application.crashpoints import crash_point
@@ -145,9 +146,9 @@ def response_headers(call: Call, offer: Offer, upstream: Any,
                # 9.9: the gateway's own time so far, the provider's excluded.
                "x-gatewayz-overhead-ms": str(max(0, ms_since(call.started) - provider_ms))}
     if prepared.dropped:
-        headers["x-gatewayz-dropped-params"] = ", ".join(prepared.dropped)
+        headers["x-gatewayz-dropped-params"] = param_list(prepared.dropped)
     if prepared.adjusted:
-        headers["x-gatewayz-adjusted-params"] = ", ".join(prepared.adjusted)
+        headers["x-gatewayz-adjusted-params"] = param_list(prepared.adjusted)
     passed = getattr(upstream, "headers", None) or {}
     upstream_id = passed.get("x-request-id") or passed.get("request-id")
     if upstream_id:
@@ -158,3 +159,22 @@ def response_headers(call: Call, offer: Offer, upstream: Any,
     if processing and processing.isdigit():
         headers["openai-processing-ms"] = processing[:12]
     return headers
+
+
+MAX_PARAM_HEADER = 2048  # bytes; SDKs refuse response heads far smaller than a body can make
+
+
+def param_list(names: list[str]) -> str:
+    """Parameter names for a header: any name the client sent, so each is percent-encoded
+    outside printable ASCII (no CR/LF, nothing Latin-1 cannot carry), at most 64 characters,
+    and the list ends with "..." where it would pass MAX_PARAM_HEADER."""
+    out: list[str] = []
+    size = 0
+    for name in names:
+        safe = quote(name[:64], safe="!#$&'*+-.^_`|~:/@[]")
+        if size + len(safe) + 2 > MAX_PARAM_HEADER - 5:
+            out.append("...")
+            break
+        out.append(safe)
+        size += len(safe) + 2
+    return ", ".join(out)

@@ -61,6 +61,8 @@ def _call_bytes(call: object) -> int:
 def _part_bytes(part: dict) -> tuple[int, int]:
     """(prompt bytes, images) of one content part."""
     kind = part.get("type")
+    if not isinstance(kind, str):  # junk: counted below as JSON, never looked up
+        kind = None
     if kind in _TEXT_PART_TYPES:
         return _utf8_len(part.get("text")), 0
     if kind in _IMAGE_PART_TYPES:

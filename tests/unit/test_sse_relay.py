@@ -114,3 +114,13 @@ def test_output_does_not_depend_on_how_the_bytes_arrive(cuts, strip):
     out = b"".join(relay.feed(WITH_USAGE[a:b]) for a, b in zip(bounds, bounds[1:], strict=False))
     assert out + relay.flush() == expected
     assert relay.usage == whole.usage and relay.output_text == whole.output_text
+
+
+def test_parameter_names_in_a_header_are_percent_encoded_and_bounded():
+    from application.relay import MAX_PARAM_HEADER, param_list
+
+    assert param_list(["foo", "presence_penalty"]) == "foo, presence_penalty"
+    assert param_list(["a\r\nb", "\u0100", "x,y", "50%"]) == "a%0D%0Ab, %C4%80, x%2Cy, 50%25"
+    long = param_list([f"field_{i}" for i in range(20_000)])
+    assert len(long) <= MAX_PARAM_HEADER and long.endswith(", ...")
+    long.encode("latin-1")

@@ -217,6 +217,8 @@ def _tool(tool: Any, i: int) -> dict:
 
 def _tool_choice(choice: dict) -> Any:
     kind = choice.get("type")
+    if not isinstance(kind, str):  # a list or object is no choice (and not hashable)
+        raise _invalid("tool_choice.type", "tool_choice.type must be a string.")
     if kind == "tool":
         return {"type": "function", "function": {"name": _string(choice, "name", "tool_choice")}}
     if kind in _TOOL_CHOICE:

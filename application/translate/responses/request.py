@@ -231,8 +231,12 @@ def chat_messages(items: Any, param: str) -> list[dict]:
             # upstream; other reasoning items are skipped, as chat history has no place
             # for them.
             details = open_reasoning(item.get("encrypted_content"))
-            text = "".join(s.get("text", "") for s in item.get("summary") or []
-                           if isinstance(s, dict))
+            summary = item.get("summary") or []
+            if not isinstance(summary, list) or not all(
+                    isinstance(s, dict) and isinstance(s.get("text", ""), str) for s in summary):
+                raise _bad("summary must be an array of summary_text parts",
+                           f"{where}.summary")
+            text = "".join(s.get("text", "") for s in summary)
             reasoning = {"reasoning_content": text, "reasoning_details": details} \
                 if details else None
             continue
