@@ -23,6 +23,23 @@ from application.settle import Settler
 from application.usage_meter import estimated_usage
 
 
+class StreamCut(Exception):
+    """The provider's stream broke off (or the request cap cut it): the client's connection
+    is cut too, after the error event, so an SDK reports a connection failure as it would
+    from the provider itself. ``charged``: output was charged (the cap), so a retry under
+    the same Idempotency-Key must not run again."""
+
+    def __init__(self, charged: bool) -> None:
+        super().__init__("the provider stream broke off")
+        self.charged = charged
+
+
+def unterminated(event: bytes) -> bytes:
+    """An error event without its closing blank line: its bytes reach a client that reads
+    them, but an SSE parser (the SDKs') sees the connection cut before it, not an answer."""
+    return event[:-1] if event.endswith(b"\n\n") else event
+
+
 class Relay:
     def __init__(self, settler: Settler) -> None:
         self.settler = settler
@@ -63,7 +80,10 @@ class Relay:
                 yield tail
             if not meter.done and not meter.error:
                 failed = True
-                yield error_event(call.request_id)
+                yield unterminated(error_event(call.request_id))
+                raise StreamCut(charged=False)
+        except StreamCut:
+            raise
         except (GeneratorExit, asyncio.CancelledError):
             # A client that closes once [DONE] went out left a finished stream, not a
             # cut one (the server may only notice at the generator's last yield).
@@ -74,7 +94,8 @@ class Relay:
             cut = time.monotonic() >= call.deadline - 0.05
             failed = not cut
             # 9.7: once bytes have gone out, end with an error event and no [DONE].
-            yield error_event(call.request_id)
+            yield unterminated(error_event(call.request_id))
+            raise StreamCut(charged=cut) from None
         finally:
             upstream.close()
             self._finish(call, offer, meter, ttfb, disconnected or cut, failed, disconnected)

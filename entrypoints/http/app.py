@@ -20,7 +20,7 @@ from entrypoints.http import (
 )
 from entrypoints.http.audit_security import list_security_events
 from entrypoints.http.context import BODY_LIMIT, READ_SLACK, request_id_middleware
-from entrypoints.http.edge import edge_middleware
+from entrypoints.http.edge import edge_middleware, quiet_stream_cuts
 from entrypoints.http.errors import (
     domain_error_handler,
     http_error_handler,
@@ -32,6 +32,7 @@ from entrypoints.http.finance_journal import liabilities, trial_balance
 def create_app(gateway):
     """The ASGI app: request ids and the edge's headers (nosniff, no-store) are set outside
     Litestar so that even unrouted requests (404, 405) carry them."""
+    quiet_stream_cuts()
     return edge_middleware(request_id_middleware(create_litestar(gateway)))
 
 

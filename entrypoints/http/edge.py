@@ -21,6 +21,7 @@ import logging
 import msgspec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from application.relay import StreamCut
 from domain.ids import new_id
 
 NOSNIFF = (b"x-content-type-options", b"nosniff")
@@ -83,3 +84,30 @@ async def _internal_error(scope: Scope, send: Send) -> None:
         (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)),
         (b"x-request-id", rid), (b"request-id", rid)]})
     await send({"type": "http.response.body", "body": body})
+
+
+class QuietStreamCuts(logging.Filter):
+    """A stream cut because its provider's was (application.relay.StreamCut) is how such a
+    stream ends, not a server fault: the server's "Exception in ASGI application" is not
+    logged for it (the request record has the outcome)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _caused_by_cut(record.exc_info[1] if record.exc_info else None, 0)
+
+
+def _caused_by_cut(error: BaseException | None, depth: int) -> bool:
+    """Whether a StreamCut is behind ``error``: Litestar re-raises it from a task group."""
+    if error is None or depth > 8:
+        return False
+    if isinstance(error, StreamCut):
+        return True
+    if isinstance(error, BaseExceptionGroup):
+        return any(_caused_by_cut(e, depth + 1) for e in error.exceptions)
+    return _caused_by_cut(error.__cause__ or error.__context__, depth + 1)
+
+
+def quiet_stream_cuts() -> None:
+    for name in ("uvicorn.error", "litestar"):
+        target = logging.getLogger(name)
+        if not any(isinstance(f, QuietStreamCuts) for f in target.filters):
+            target.addFilter(QuietStreamCuts())

@@ -13,6 +13,7 @@ from litestar.response import Stream
 
 from application import envelope
 from application.idempotency import command_id, stores_response
+from application.relay import StreamCut
 from domain.errors import DomainError
 
 _log = logging.getLogger("gatewayz.http")
@@ -141,6 +142,7 @@ async def _recorded(chunks: Any, store: Any, scope: str, key: str, attempt: int,
         chunks = chunks()
     sent: list[bytes] = []
     ended = False
+    voided = False  # a stream the provider broke off: nothing was charged
     try:
         if hasattr(chunks, "__aiter__"):
             async for data in chunks:
@@ -153,6 +155,9 @@ async def _recorded(chunks: Any, store: Any, scope: str, key: str, attempt: int,
                 sent.append(data)
                 yield data
         ended = True
+    except StreamCut as cut:
+        voided = not cut.charged
+        raise
     finally:
         body = b"".join(sent)
         if ended and succeeded(body):
@@ -162,7 +167,7 @@ async def _recorded(chunks: Any, store: Any, scope: str, key: str, attempt: int,
             except Exception:
                 _log.exception("could not store the stream of idempotent key %r", key)
                 _quietly_now(store.abandon, scope, key, attempt)
-        elif ended or not body:  # a voided stream, or cut before any output: no charge
+        elif ended or voided or not body:  # voided, or cut before any output: no charge
             _quietly_now(store.release, scope, key, attempt)
         else:  # cut after output went out: that output may have been charged
             _quietly_now(store.abandon, scope, key, attempt)

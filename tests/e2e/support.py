@@ -165,3 +165,22 @@ def idempotency_row(served, key: str) -> tuple | None:
         cur.execute("SELECT state, status, content_type, body, attempt FROM "
                     "idempotency_records WHERE idem_key = %s", (key,))
         return cur.fetchone()
+
+
+def read_until_cut(response: httpx.Response) -> tuple[bytes, bool]:
+    """A streamed body as far as it came, and whether the connection was cut before its end
+    (how the gateway ends a stream its provider broke off, after the error event)."""
+    received: list[bytes] = []
+    try:
+        for data in response.iter_raw():
+            received.append(data)
+    except httpx.RemoteProtocolError:
+        return b"".join(received), True
+    return b"".join(received), False
+
+
+def post_stream_until_cut(served, key: str, body: dict) -> tuple[httpx.Response, bytes, bool]:
+    with served.http.stream("POST", "/v1/chat/completions",
+                            headers={"Authorization": f"Bearer {key}"}, json=body) as response:
+        raw, cut = read_until_cut(response)
+    return response, raw, cut

@@ -16,6 +16,7 @@ from e2e.support import (
     chat_body,
     customer,
     idempotency_row,
+    read_until_cut,
     request_record,
 )
 
@@ -93,8 +94,9 @@ def test_a_stream_the_provider_broke_off_is_not_stored_and_its_key_can_be_retrie
 
     with priced.http.stream("POST", "/v1/chat/completions", headers=headers,
                             json=body) as response:
-        broken = b"".join(response.iter_raw())
+        broken, cut = read_until_cut(response)
         broken_id = response.headers["x-request-id"]
+    assert cut  # the client's connection is cut as the provider's was
     assert _wait_for_state(priced, headers["Idempotency-Key"])[0] == "released"
     retried = priced.http.post("/v1/chat/completions", headers=headers, json=body)
 

@@ -9,7 +9,15 @@ import time
 
 from fakes.openai_upstream import Behaviour
 
-from e2e.support import balance, chat_body, customer, post_chat, price_model, request_record
+from e2e.support import (
+    balance,
+    chat_body,
+    customer,
+    post_chat,
+    post_stream_until_cut,
+    price_model,
+    request_record,
+)
 
 WORDS = " ".join(f"w{i}" for i in range(40))
 
@@ -22,13 +30,15 @@ def test_a_stream_still_running_at_the_cap_is_cut_and_charged_for_what_was_deliv
     who = customer(served, credit_micros=1_000_000)
 
     began = time.monotonic()
-    response = post_chat(served, who.key, chat_body(stream=True))
+    response, raw, cut = post_stream_until_cut(served, who.key, chat_body(stream=True))
     took = time.monotonic() - began
 
     assert response.status_code == 200
     assert took < 3.0
-    events = [line for line in response.text.split("\n\n") if line.strip()]
-    assert '"error"' in events[-1] and "[DONE]" not in response.text
+    text = raw.decode()
+    events = [line for line in text.split("\n\n") if line.strip()]
+    # The error event, then the connection cut before its blank line: an SDK sees the cut.
+    assert cut and '"error"' in events[-1] and "[DONE]" not in text
     delivered = sum(1 for e in events if '"content"' in e)
     assert 0 < delivered < 40
     record = request_record(served, response.headers["x-request-id"])

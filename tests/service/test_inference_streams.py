@@ -4,8 +4,10 @@ client did not ask, broken and empty streams, failover before the first byte."""
 
 from __future__ import annotations
 
+import pytest
 from fakes.provider_port import status_answer, stream_answer
 
+from application.relay import StreamCut
 from service.support import (
     CREDIT,
     DUO,
@@ -91,9 +93,21 @@ def test_a_stream_broken_midway_ends_with_an_error_event_and_voids_the_hold(gw, 
 
     response = loop.run_until_complete(
         gw.inference.chat(request_id, chat(SOLO, stream=True), principal))
-    raw = loop.run_until_complete(consume(response.stream))
+    received: list[bytes] = []
 
-    events = sse_events(raw)
+    async def read_until_cut() -> None:
+        async for data in response.stream:
+            received.append(data)
+
+    # The error event goes out without its blank line, then the stream is cut as the
+    # provider's was, so an SDK reports a connection failure (as from the provider itself).
+    with pytest.raises(StreamCut) as cut:
+        loop.run_until_complete(read_until_cut())
+
+    assert cut.value.charged is False
+    raw = b"".join(received)
+    assert raw.endswith(b"}\n") and not raw.endswith(b"\n\n")
+    events = sse_events(raw + b"\n")
     assert "[DONE]" not in events
     assert events[-1]["error"]["code"] == "provider_error"
     assert content_of(events) == "onetwo"
