@@ -174,7 +174,8 @@ class Gateway:
                      for account_id in effects.touched_accounts}
 
         def publish() -> None:
-            crash_point("after_projection")
+            if effects.released_holds:  # the crash matrix's step: a settlement projected
+                crash_point("after_projection")
             # The fast path. A publication lost here (Redis away, a crash) is repaired by
             # the reconciler from durable facts, so nothing waits in memory for a retry.
             for account_id, snapshot in snapshots.items():
