@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
 from application.translate.common import EFFORT_BUDGET, MIN_THINKING_BUDGET, Translated
-from application.translate.openai_anthropic.response import thinking_blocks
-from domain.errors import DomainError
+from application.translate.openai_anthropic.messages import conversation, invalid, unsupported
 
 JSON_TOOL = "json_output"
 JSON_DESCRIPTION = "Respond by calling this tool with a JSON value that matches its input schema."
-IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 # Newer OpenAI effort levels; Anthropic has no budget above "high" in the 9.11 table.
 BUDGETS = {**EFFORT_BUDGET, "xhigh": EFFORT_BUDGET["high"]}
 # Consumed by the gateway itself (output limit, stream contract, 9.10 extensions): never
@@ -28,13 +24,6 @@ MAPPED = REFUSED | {"stream", "tools", "tool_choice", "parallel_tool_calls", "re
                     "logprobs", "top_logprobs", "modalities", "store"}
 
 
-def _invalid(message: str, param: str | None) -> DomainError:
-    return DomainError("invalid_request", message, param=param)
-
-
-def _unsupported(name: str, param: str) -> DomainError:
-    return DomainError("unsupported_parameter",
-                       f"{name} is not supported by the chosen provider", param=param)
 
 
 def request(body: dict, native_model: str, limit: int) -> Translated:
@@ -46,13 +35,13 @@ def request(body: dict, native_model: str, limit: int) -> Translated:
         if name not in MAPPED:
             dropped.add(name)  # sampling extras, OpenAI metadata and unknown fields
         elif _refused(name, value):
-            raise _unsupported(name, name)
-    system, messages = _conversation(body["messages"])
+            raise unsupported(name, name)
+    system, messages = conversation(body["messages"])
     tools, choice = _tools(body, adjusted)
     thinking = _thinking(body.get("reasoning_effort"), limit, choice, messages, adjusted)
     user = body.get("user")
     if user is not None and not isinstance(user, str):
-        raise _invalid("user must be a string", "user")
+        raise invalid("user must be a string", "user")
     out: dict[str, Any] = {
         "model": native_model, "max_tokens": limit, "system": system, "messages": messages,
         "tools": tools, "tool_choice": choice,
@@ -86,7 +75,7 @@ def _sampling(body: dict, thinking: bool, dropped: set, adjusted: set) -> dict:
             continue
         kinds = int if high is None else int | float
         if isinstance(value, bool) or not isinstance(value, kinds) or value < 0:
-            raise _invalid(f"{name} must be a non-negative number", name)
+            raise invalid(f"{name} must be a non-negative number", name)
         if thinking and name != "top_p":
             dropped.add(name)
             continue
@@ -100,7 +89,7 @@ def _sampling(body: dict, thinking: bool, dropped: set, adjusted: set) -> dict:
 def _stops(stop: Any, dropped: set, adjusted: set) -> list[str]:
     items = [stop] if isinstance(stop, str) else [] if stop is None else stop
     if not isinstance(items, list) or not all(isinstance(s, str) for s in items):
-        raise _invalid("stop must be a string or an array of strings", "stop")
+        raise invalid("stop must be a string or an array of strings", "stop")
     # Anthropic refuses whitespace-only stop sequences (OpenAI clients often send "\n").
     kept = [s for s in items if s.strip()]
     if len(kept) < len(items):
@@ -113,7 +102,7 @@ def _thinking(effort: Any, limit: int, choice: dict | None, turns: list[dict],
     if effort is None or effort == "none":
         return None
     if not isinstance(effort, str) or effort not in BUDGETS:
-        raise _invalid("reasoning_effort must be none, low, medium or high", "reasoning_effort")
+        raise invalid("reasoning_effort must be none, low, medium or high", "reasoning_effort")
     budget = BUDGETS[effort]
     if budget >= limit:
         # Below max_tokens (9.11) at half of it, so the answer keeps room.
@@ -137,7 +126,7 @@ def _tools(body: dict, adjusted: set) -> tuple[list[dict], dict | None]:
     choice = _choice(wanted) if wanted is not None else None
     if not tools and choice is not None:  # "none"/"auto" without tools changes nothing
         if choice["type"] in ("any", "tool"):
-            raise _invalid("tool_choice needs tools", "tool_choice")
+            raise invalid("tool_choice needs tools", "tool_choice")
         choice = None
     forced = _forced_tool(body)
     if forced:
@@ -155,13 +144,13 @@ def _tools(body: dict, adjusted: set) -> tuple[list[dict], dict | None]:
 
 def _tool(tool: Any, i: int) -> dict:
     if not isinstance(tool, dict) or tool.get("type", "function") != "function":
-        raise _unsupported("only function tools are", f"tools[{i}].type")
+        raise unsupported("only function tools are", f"tools[{i}].type")
     fn = tool.get("function")
     if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-        raise _invalid("each function tool needs a name", f"tools[{i}].function.name")
+        raise invalid("each function tool needs a name", f"tools[{i}].function.name")
     schema = fn.get("parameters")
     if schema is not None and not isinstance(schema, dict):
-        raise _invalid("parameters must be a JSON schema", f"tools[{i}].function.parameters")
+        raise invalid("parameters must be a JSON schema", f"tools[{i}].function.parameters")
     # Anthropic requires the root type, which OpenAI lets clients leave out.
     schema = {"type": "object", **(schema if schema is not None else {"properties": {}})}
     description = fn.get("description")
@@ -177,8 +166,8 @@ def _choice(value: Any) -> dict:
     if isinstance(fn, dict) and isinstance(fn.get("name"), str):
         return {"type": "tool", "name": fn["name"]}
     if kind in ("allowed_tools", "custom"):
-        raise _unsupported(f"tool_choice {kind}", "tool_choice")
-    raise _invalid("tool_choice must be none, auto, required or a named function", "tool_choice")
+        raise unsupported(f"tool_choice {kind}", "tool_choice")
+    raise invalid("tool_choice must be none, auto, required or a named function", "tool_choice")
 
 
 def _forced_tool(body: dict) -> tuple[str, str, dict] | None:
@@ -189,113 +178,13 @@ def _forced_tool(body: dict) -> tuple[str, str, dict] | None:
     if kind == "json_object":
         return JSON_TOOL, JSON_DESCRIPTION, {"type": "object"}
     if kind != "json_schema":
-        raise _invalid("unknown response_format type", "response_format.type")
+        raise invalid("unknown response_format type", "response_format.type")
     spec = fmt.get("json_schema")
     name = spec.get("name") or JSON_TOOL if isinstance(spec, dict) else None
     schema = spec.get("schema") or {"type": "object"} if isinstance(spec, dict) else None
     if not isinstance(name, str) or not isinstance(schema, dict):
-        raise _invalid("json_schema needs a name and a schema", "response_format.json_schema")
+        raise invalid("json_schema needs a name and a schema", "response_format.json_schema")
     if schema.get("type", "object") != "object":  # a tool input is always an object
-        raise _unsupported("a schema whose root is not an object is",
+        raise unsupported("a schema whose root is not an object is",
                            "response_format.json_schema.schema")
     return name, spec.get("description") or JSON_DESCRIPTION, schema
-
-
-def _conversation(messages: list) -> tuple[str, list[dict]]:
-    system: list[str] = []
-    turns: list[dict] = []
-    for i, message in enumerate(messages):
-        role = message.get("role")
-        content = message.get("content")
-        if role in ("system", "developer"):
-            system.extend(b["text"] for b in _blocks(content, i, ("text",)))
-            continue
-        if role == "user":
-            blocks = _blocks(content, i, ("text", "image_url"))
-        elif role == "assistant":
-            # Thinking first, exactly as Anthropic produced it, or its signature check fails.
-            blocks = thinking_blocks(message.get("reasoning_details"))
-            blocks += _blocks(content, i, ("text", "refusal"))
-            calls = message.get("tool_calls") or []
-            if not isinstance(calls, list):
-                raise _invalid("tool_calls must be an array", f"messages[{i}].tool_calls")
-            blocks += [_tool_use(c, f"messages[{i}].tool_calls[{k}]") for k, c in enumerate(calls)]
-        elif role == "tool":
-            call_id = message.get("tool_call_id")
-            if not isinstance(call_id, str) or not call_id:
-                raise _invalid("a tool message needs a tool_call_id", f"messages[{i}].tool_call_id")
-            result = content if isinstance(content, str) else _blocks(content, i, ("text",))
-            role, blocks = "user", [{"type": "tool_result", "tool_use_id": call_id,
-                                     **({"content": result} if result else {})}]
-        else:
-            raise _invalid(f"role {role!r} is not accepted", f"messages[{i}].role")
-        if not blocks:
-            continue
-        # Anthropic needs alternating turns: tool results and the user text after them,
-        # or two assistant messages, share one turn.
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
-    return "\n\n".join(system), turns
-
-
-def _blocks(content: Any, i: int, kinds: tuple[str, ...]) -> list[dict]:
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}] if content.strip() else []
-    if not isinstance(content, list):
-        raise _invalid("content must be a string or an array of parts", f"messages[{i}].content")
-    blocks = []
-    for j, part in enumerate(content):
-        path = f"messages[{i}].content[{j}]"
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind in ("input_audio", "file"):
-            raise _unsupported(f"{kind} content", path)
-        if kind not in kinds:
-            raise _invalid(f"content part type {kind!r} is not accepted here", path)
-        if kind == "image_url":
-            blocks.append(_image(part.get("image_url"), path))
-            continue
-        text = part.get("refusal" if kind == "refusal" else "text")
-        if not isinstance(text, str):
-            raise _invalid("a text part needs a string text", path)
-        if text.strip():  # Anthropic refuses empty text blocks
-            blocks.append({"type": "text", "text": text})
-    return blocks
-
-
-def _image(ref: Any, path: str) -> dict:
-    url = ref.get("url") if isinstance(ref, dict) else ref
-    if not isinstance(url, str):
-        raise _invalid("image_url needs a url", path)
-    if url[:5].lower() == "data:":
-        header, _, data = url[5:].partition(",")
-        params = header.lower().split(";")
-        media = "image/jpeg" if params[0] == "image/jpg" else params[0]
-        if media not in IMAGE_TYPES or "base64" not in params[1:]:
-            raise _invalid("image data URIs must be base64 JPEG, PNG, GIF or WebP", path)
-        source = {"type": "base64", "media_type": media, "data": data}
-    elif url[:8].lower() == "https://" or url[:7].lower() == "http://":
-        source = {"type": "url", "url": url}
-    else:
-        raise _invalid("image_url must be an http(s) URL or a data URI", path)
-    return {"type": "image", "source": source}
-
-
-def _tool_use(call: Any, path: str) -> dict:
-    fn = call.get("function") if isinstance(call, dict) else None
-    if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) \
-            or not isinstance(call.get("id"), str):
-        raise _invalid("a tool call needs an id and a function name", path)
-    raw = fn.get("arguments")
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        raw = "{}"  # models emit "" for tools without parameters; clients echo it back
-    try:
-        value = msgspec.json.decode(raw) if isinstance(raw, str) else None
-    except msgspec.DecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise _invalid("tool call arguments must be a JSON object", f"{path}.function.arguments")
-    return {"type": "tool_use", "id": call["id"], "name": fn["name"], "input": value}

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from application.translate.responses.response import open_reasoning
-from domain.errors import DomainError
+from application.translate.responses.items import bad, chat_messages, turn_messages, unsupported
 
 MAX_OUTPUT_LIMIT = 1_000_000
 MAX_TOOLS = 128
@@ -25,12 +24,6 @@ _CONSUMED = {"model", "input", "instructions", "max_output_tokens", "metadata", 
 _FORMATS = ("text", "json_object", "json_schema")
 
 
-def _bad(message: str, param: str | None, code: str = "invalid_request") -> DomainError:
-    return DomainError(code, message, param=param)
-
-
-def _unsupported(message: str, param: str) -> DomainError:
-    return DomainError("unsupported_parameter", message, param=param)
 
 
 def _number(value: Any) -> bool:
@@ -39,29 +32,29 @@ def _number(value: Any) -> bool:
 
 def _optional(body: dict, name: str, kind: type, what: str) -> None:
     if body.get(name) is not None and not isinstance(body[name], kind):
-        raise _bad(f"{name} must be {what}", name)
+        raise bad(f"{name} must be {what}", name)
 
 
 def parse_responses(body: Any) -> dict:
     """Validate a ``POST /v1/responses`` body; returned unchanged when it is valid."""
     if not isinstance(body, dict):
-        raise _bad("the request body must be a JSON object", None)
+        raise bad("the request body must be a JSON object", None)
     if not isinstance(body.get("model"), str) or not body["model"].strip():
-        raise _bad("model is required and must be a string", "model")
+        raise bad("model is required and must be a string", "model")
     for name, allowed in _UNSUPPORTED.items():
         if body.get(name) not in allowed:
-            raise _unsupported(f"{name} is not supported by this gateway", name)
+            raise unsupported(f"{name} is not supported by this gateway", name)
     if body.get("input") is not None or body.get("prompt") is None:
         chat_messages(body.get("input"), "input")  # validates every item
     _optional(body, "instructions", str, "a string")
     limit = body.get("max_output_tokens")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or
                               not 1 <= limit <= MAX_OUTPUT_LIMIT):
-        raise _bad(f"max_output_tokens must be an integer from 1 to {MAX_OUTPUT_LIMIT}",
+        raise bad(f"max_output_tokens must be an integer from 1 to {MAX_OUTPUT_LIMIT}",
                    "max_output_tokens")
     for name, high in (("temperature", 2), ("top_p", 1)):
         if body.get(name) is not None and not (_number(body[name]) and 0 <= body[name] <= high):
-            raise _bad(f"{name} must be a number from 0 to {high}", name)
+            raise bad(f"{name} must be a number from 0 to {high}", name)
     for name in ("stream", "store", "parallel_tool_calls"):
         _optional(body, name, bool, "a boolean")
     for name in ("previous_response_id", "user"):
@@ -73,15 +66,15 @@ def parse_responses(body: Any) -> dict:
     _optional(body, "reasoning", dict, "an object")
     reasoning = body.get("reasoning") or {}
     if reasoning.get("effort") not in (None, *EFFORTS):
-        raise _bad(f"reasoning.effort must be one of {', '.join(EFFORTS)}", "reasoning.effort")
+        raise bad(f"reasoning.effort must be one of {', '.join(EFFORTS)}", "reasoning.effort")
     if reasoning.get("summary") not in (None, "auto", "concise", "detailed"):
-        raise _bad("reasoning.summary must be auto, concise or detailed", "reasoning.summary")
+        raise bad("reasoning.summary must be auto, concise or detailed", "reasoning.summary")
     include = body.get("include") or []
     if not isinstance(include, list) or not all(isinstance(i, str) for i in include):
-        raise _bad("include must be an array of strings", "include")
+        raise bad("include must be an array of strings", "include")
     if "message.output_text.logprobs" in include:
         index = include.index("message.output_text.logprobs")
-        raise _unsupported("output logprobs are not supported", f"include[{index}]")
+        raise unsupported("output logprobs are not supported", f"include[{index}]")
     return body
 
 
@@ -89,7 +82,7 @@ def _check_metadata(metadata: Any) -> None:
     if metadata is not None and (not isinstance(metadata, dict) or len(metadata) > 16 or not all(
             isinstance(k, str) and len(k) <= 64 and isinstance(v, str) and len(v) <= 512
             for k, v in metadata.items())):
-        raise _bad("metadata must map at most 16 keys (64 characters) to strings "
+        raise bad("metadata must map at most 16 keys (64 characters) to strings "
                    "(512 characters)", "metadata")
 
 
@@ -97,21 +90,21 @@ def _check_tools(tools: Any) -> None:
     if tools is None:
         return
     if not isinstance(tools, list) or len(tools) > MAX_TOOLS:
-        raise _bad(f"tools must be an array of at most {MAX_TOOLS} tools", "tools")
+        raise bad(f"tools must be an array of at most {MAX_TOOLS} tools", "tools")
     for index, tool in enumerate(tools):
         where = f"tools[{index}]"
         if not isinstance(tool, dict):
-            raise _bad("each tool must be an object", where)
+            raise bad("each tool must be an object", where)
         if tool.get("type") != "function":
             # Hosted tools (web search, file search, code interpreter, computer use, MCP...)
             # run inside OpenAI; no upstream of the gateway provides them (9.4 default).
-            raise _unsupported(f"tools of type {str(tool.get('type'))[:40]!r} are not "
+            raise unsupported(f"tools of type {str(tool.get('type'))[:40]!r} are not "
                                "supported; only function tools are", where)
         if not isinstance(tool.get("name"), str) or not tool["name"]:
-            raise _bad("a function tool needs a name", f"{where}.name")
+            raise bad("a function tool needs a name", f"{where}.name")
         for name, kind in (("description", str), ("parameters", dict), ("strict", bool)):
             if tool.get(name) is not None and not isinstance(tool[name], kind):
-                raise _bad(f"{name} has the wrong type", f"{where}.{name}")
+                raise bad(f"{name} has the wrong type", f"{where}.{name}")
 
 
 def _check_tool_choice(choice: Any) -> None:
@@ -119,32 +112,32 @@ def _check_tool_choice(choice: Any) -> None:
         return
     if isinstance(choice, dict) and choice.get("type") == "function":
         if not isinstance(choice.get("name"), str) or not choice["name"]:
-            raise _bad("tool_choice.name must be a string", "tool_choice.name")
+            raise bad("tool_choice.name must be a string", "tool_choice.name")
         return
     if isinstance(choice, dict):
-        raise _unsupported("only auto, none, required or a function may be chosen",
+        raise unsupported("only auto, none, required or a function may be chosen",
                            "tool_choice")
-    raise _bad("tool_choice must be auto, none, required or a function", "tool_choice")
+    raise bad("tool_choice must be auto, none, required or a function", "tool_choice")
 
 
 def _check_text(text: Any) -> None:
     if text is not None and not isinstance(text, dict):
-        raise _bad("text must be an object", "text")
+        raise bad("text must be an object", "text")
     if (text or {}).get("verbosity") not in (None, "low", "medium", "high"):
-        raise _bad("text.verbosity must be low, medium or high", "text.verbosity")
+        raise bad("text.verbosity must be low, medium or high", "text.verbosity")
     form = (text or {}).get("format")
     if form is None:
         return
     if not isinstance(form, dict) or form.get("type") not in _FORMATS:
-        raise _bad("text.format.type must be text, json_object or json_schema",
+        raise bad("text.format.type must be text, json_object or json_schema",
                    "text.format.type")
     if form["type"] == "json_schema":
         if not isinstance(form.get("name"), str) or not form["name"]:
-            raise _bad("a json_schema format needs a name", "text.format.name")
+            raise bad("a json_schema format needs a name", "text.format.name")
         if not isinstance(form.get("schema"), dict):
-            raise _bad("a json_schema format needs a schema object", "text.format.schema")
+            raise bad("a json_schema format needs a schema object", "text.format.schema")
         if form.get("strict") is not None and not isinstance(form["strict"], bool):
-            raise _bad("text.format.strict must be a boolean", "text.format.strict")
+            raise bad("text.format.strict must be a boolean", "text.format.strict")
 
 
 def chat_body(body: dict, history: list[dict]) -> dict:
@@ -192,112 +185,4 @@ def chat_body(body: dict, history: list[dict]) -> dict:
     return chat
 
 
-def turn_messages(body: dict, response: dict) -> list[dict]:
-    """The chat messages one turn adds to the conversation: its input, then its output (a
-    Response object) as assistant and tool-call messages; stored for previous_response_id."""
-    messages = chat_messages(body["input"], "input") if body.get("input") is not None else []
-    return messages + chat_messages(response.get("output") or [], "output")
-
-
-def chat_messages(items: Any, param: str) -> list[dict]:
-    """Responses input (a string or items) -> chat messages; raises on what cannot be sent."""
-    if isinstance(items, str):
-        return [{"role": "user", "content": items}]
-    if not isinstance(items, list):
-        raise _bad(f"{param} is required: a string or an array of items", param)
-    out: list[dict] = []
-    reasoning: dict | None = None  # restored thinking, for the next assistant message
-    for index, item in enumerate(items):
-        where = f"{param}[{index}]"
-        if not isinstance(item, dict):
-            raise _bad("each item must be an object", where)
-        kind = item.get("type", "message")
-        if kind == "message":
-            out.append(_message(item, where))
-        elif kind == "function_call":
-            call = {"id": _text(item, "call_id", where), "type": "function",
-                    "function": {"name": _text(item, "name", where),
-                                 "arguments": _text(item, "arguments", where)}}
-            # Consecutive calls (and the text before them) are one chat assistant turn.
-            if out and out[-1]["role"] == "assistant" and reasoning is None:
-                out[-1].setdefault("tool_calls", []).append(call)
-            else:
-                out.append({"role": "assistant", "content": None, "tool_calls": [call]})
-        elif kind == "function_call_output":
-            out.append({"role": "tool", "tool_call_id": _text(item, "call_id", where),
-                        "content": _tool_output(item.get("output"), f"{where}.output")})
-        elif kind == "reasoning":
-            # Only reasoning the gateway sealed (thinking signatures, 9.11) goes back
-            # upstream; other reasoning items are skipped, as chat history has no place
-            # for them.
-            details = open_reasoning(item.get("encrypted_content"))
-            summary = item.get("summary") or []
-            if not isinstance(summary, list) or not all(
-                    isinstance(s, dict) and isinstance(s.get("text", ""), str) for s in summary):
-                raise _bad("summary must be an array of summary_text parts",
-                           f"{where}.summary")
-            text = "".join(s.get("text", "") for s in summary)
-            reasoning = {"reasoning_content": text, "reasoning_details": details} \
-                if details else None
-            continue
-        else:
-            raise _unsupported(f"input items of type {str(kind)[:40]!r} are not supported",
-                               where)
-        if reasoning and out[-1]["role"] == "assistant":
-            out[-1].update(reasoning)
-        reasoning = None
-    return out
-
-
-def _text(item: dict, name: str, where: str) -> str:
-    if not isinstance(item.get(name), str):
-        raise _bad(f"{name} must be a string", f"{where}.{name}")
-    return item[name]
-
-
-def _message(item: dict, where: str) -> dict:
-    role = item.get("role")
-    if role not in ("user", "system", "developer", "assistant"):
-        raise _bad("role must be user, system, developer or assistant", f"{where}.role")
-    content = item.get("content")
-    if isinstance(content, str):
-        return {"role": role, "content": content}
-    if not isinstance(content, list):
-        raise _bad("content must be a string or an array of parts", f"{where}.content")
-    parts, refusal = [], None
-    for index, part in enumerate(content):
-        at = f"{where}.content[{index}]"
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind in ("input_text", "output_text"):
-            parts.append({"type": "text", "text": _text(part, "text", at)})
-        elif kind == "refusal" and role == "assistant":
-            refusal = _text(part, "refusal", at)
-        elif kind == "input_image" and role != "assistant":
-            if part.get("image_url") is None and part.get("file_id") is not None:
-                raise _unsupported("images by file_id are not supported; send image_url",
-                                   f"{at}.file_id")
-            image = {"url": _text(part, "image_url", at)}
-            if part.get("detail") is not None:
-                image["detail"] = part["detail"]
-            parts.append({"type": "image_url", "image_url": image})
-        elif kind == "input_file":
-            raise _unsupported("file inputs are not supported", at)
-        else:
-            raise _bad(f"content parts of type {str(kind)[:40]!r} are not accepted here", at)
-    if role != "assistant":
-        return {"role": role, "content": parts}
-    message: dict = {"role": role, "content": "".join(p["text"] for p in parts)}
-    if refusal is not None:
-        message["refusal"] = refusal
-    return message
-
-
-def _tool_output(output: Any, where: str) -> str:
-    """A function's output: a string, or text parts (chat tool messages carry text only)."""
-    if isinstance(output, str):
-        return output
-    if not isinstance(output, list) or not all(isinstance(p, dict) for p in output):
-        raise _bad("output must be a string or an array of parts", where)
-    if any(p.get("type") != "input_text" or not isinstance(p.get("text"), str) for p in output):
-        raise _unsupported("only text can be returned from a function call", where)
-    return "".join(p["text"] for p in output)
+__all__ = ["chat_body", "chat_messages", "parse_responses", "turn_messages"]
