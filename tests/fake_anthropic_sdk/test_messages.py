@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import anthropic
-import httpx
 import pytest
-from fakes.anthropic_fixtures import fake_anthropic, fake_anthropic_server  # noqa: F401
 from fakes.anthropic_reply import thinking_signature
 from fakes.anthropic_upstream import Behaviour, FakeAnthropic
+
+from fake_anthropic_sdk.support import raw_post
 
 MODEL = "claude-sonnet-4-5-20250929"
 USER = [{"role": "user", "content": "hello there world"}]
@@ -19,24 +18,6 @@ TOOLS = [{"name": name, "description": "d", "input_schema": {"type": "object"}}
 THINKING = {"type": "enabled", "budget_tokens": 1024}
 PNG = "iVBORw0KGgo="
 
-
-@pytest.fixture
-def fake(fake_anthropic: FakeAnthropic) -> FakeAnthropic:  # noqa: F811
-    return fake_anthropic
-
-
-@pytest.fixture
-def client(fake: FakeAnthropic) -> Iterator[anthropic.Anthropic]:
-    # No retries: a retried request would hide which behaviour answered it.
-    with anthropic.Anthropic(base_url=fake.root_url, api_key=fake.api_key, max_retries=0,
-                             timeout=5) as sdk:
-        yield sdk
-
-
-def raw_post(fake: FakeAnthropic, body: object, **headers: str) -> httpx.Response:
-    sent = {"x-api-key": fake.api_key, "anthropic-version": "2023-06-01", **headers}
-    return httpx.post(f"{fake.base_url}/messages", json=body,
-                      headers={k: v for k, v in sent.items() if v})
 
 
 def test_create_returns_a_message_the_sdk_parses(fake: FakeAnthropic,

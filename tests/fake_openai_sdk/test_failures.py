@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import openai
 import pytest
@@ -12,23 +11,6 @@ from fakes.openai_upstream import Behaviour, FakeOpenAI
 USER = [{"role": "user", "content": "hello there world"}]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(name="sdk-test") as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(server: FakeOpenAI) -> FakeOpenAI:
-    server.reset()
-    return server
-
-
-@pytest.fixture
-def client(fake: FakeOpenAI) -> Iterator[openai.OpenAI]:
-    # No retries: a retried request would hide which behaviour answered it.
-    with openai.OpenAI(base_url=fake.base_url, api_key="x", max_retries=0, timeout=5) as sdk:
-        yield sdk
 
 
 def test_server_error_behaviour_raises_internal_server_error(

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import anthropic
 import httpx
 import pytest
-from fakes.anthropic_fixtures import fake_anthropic, fake_anthropic_server  # noqa: F401
 from fakes.anthropic_upstream import Behaviour, FakeAnthropic
 
 MODEL = "claude-sonnet-4-5-20250929"
 USER = [{"role": "user", "content": "hello there world"}]
 
-
-@pytest.fixture
-def fake(fake_anthropic: FakeAnthropic) -> FakeAnthropic:  # noqa: F811
-    return fake_anthropic
-
-
-@pytest.fixture
-def client(fake: FakeAnthropic) -> Iterator[anthropic.Anthropic]:
-    # No retries: a retried request would hide which behaviour answered it.
-    with anthropic.Anthropic(base_url=fake.root_url, api_key=fake.api_key, max_retries=0,
-                             timeout=5) as sdk:
-        yield sdk
 
 
 def test_count_tokens_and_models(fake: FakeAnthropic, client: anthropic.Anthropic) -> None:
