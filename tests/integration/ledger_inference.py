@@ -20,7 +20,7 @@ from hypothesis.stateful import precondition, rule
 from service.support import (
     DUO,
     SOLO,
-    consume,
+    consume_until_cut,
     content_of,
     cost,
     estimated_tokens,
@@ -94,7 +94,7 @@ class InferenceRules(LedgerChecks):
             response = self.run(self.gw.inference.chat(
                 request_id, self.request(model, max_tokens, stream, n), account.principal))
             if stream:
-                raw = self.run(consume(response.stream))
+                raw = self.run(consume_until_cut(response.stream))
                 events = sse_events(raw)
                 if kind in ("stream", "stream_estimated"):
                     assert events[-1] == "[DONE]" and content_of(events) == text
@@ -164,7 +164,7 @@ class InferenceRules(LedgerChecks):
         del self.streams[opened.request_id]
         account, request_id = opened.account, opened.request_id
         if finish:
-            opened.received += self.run(_collect(opened.stream))
+            opened.received.append(self.run(consume_until_cut(opened.stream)))
         else:
             self.run(opened.stream.aclose())  # the client went away
         if request_id not in account.open:  # the sweeper expired it meanwhile
@@ -194,6 +194,3 @@ class InferenceRules(LedgerChecks):
         request_id = data.draw(st.sampled_from(sorted(self.streams)), label="stream")
         self.close_stream(self.streams[request_id], finish)
 
-
-async def _collect(stream) -> list[bytes]:
-    return [chunk async for chunk in stream]

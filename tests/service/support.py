@@ -148,6 +148,20 @@ async def consume(stream) -> bytes:
     return b"".join([chunk async for chunk in stream])
 
 
+async def consume_until_cut(stream) -> bytes:
+    """What a stream sent before it ended, normally or cut after its provider's broke off
+    (application.relay.StreamCut: the client's connection would be cut there)."""
+    from application.relay import StreamCut
+
+    received: list[bytes] = []
+    try:
+        async for chunk in stream:
+            received.append(chunk)
+    except StreamCut:
+        pass
+    return b"".join(received)
+
+
 def sse_events(raw: bytes) -> list:
     out = []
     for event in raw.split(b"\n\n"):
