@@ -32,8 +32,9 @@ class ChatRequest:
     format: str = "openai"  # the client's wire format: "openai" (chat) or "anthropic"
     anthropic_version: str = ""  # the client's anthropic-version and anthropic-beta headers
     anthropic_beta: str = ""
-    # Formats served through chat (Responses): the chat-completions body it is sent as.
-    inner: dict[str, Any] | None = None
+    # Formats served through chat (legacy completions, Responses): the chat requests this
+    # one is sent as, parsed once with it.
+    inner: tuple[ChatRequest, ...] = ()
 
 
 def _bad(message: str, param: str | None, code: str = "invalid_request") -> DomainError:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import replace
 from typing import Any
 
 import msgspec
 from ulid import ULID
 
-from application.chat_request import ChatRequest, parse_chat
+from application.chat_request import ChatRequest
 from application.exchange import Completed, Exchange, Prepared
 from application.translate.common import sse_data
 from application.translate.completions import ChatToCompletionStream, completion_response
@@ -29,18 +28,6 @@ DONE = b"data: [DONE]\n\n"
 
 def completion_id() -> str:
     return "cmpl-" + str(ULID()) + secrets.token_hex(2)[:3]
-
-
-def prompt_chats(chat: ChatRequest) -> list[ChatRequest]:
-    """The chat request of each prompt; streams always carry usage upstream (billing)."""
-    from application.translate.completions import chat_bodies
-
-    out = []
-    for body in chat_bodies(chat.body):
-        if chat.stream:
-            body["stream_options"] = {"include_usage": True}
-        out.append(replace(parse_chat(body), model=chat.model))
-    return out
 
 
 def add_usage(usages: list[TokenUsage | None]) -> TokenUsage | None:
@@ -61,23 +48,21 @@ class CompletionsExchange(Exchange):
         self.upstream = inner.upstream
 
     def prepare(self, chat: ChatRequest, native: str, limit: int) -> Prepared:
-        parts = [self.inner.prepare(c, native, limit) for c in prompt_chats(chat)]
+        parts = [self.inner.prepare(c, native, limit) for c in chat.inner]
         first = parts[0]
         return Prepared(self, first.path, first.body, first.headers, first.dropped,
                         first.adjusted, parts=parts if len(parts) > 1 else [])
 
     def complete(self, chat: ChatRequest, payload: Any) -> Completed:
         payloads = payload if isinstance(payload, list) else [payload]
-        done = [self.inner.complete(c, p) for c, p in zip(prompt_chats(chat), payloads,
-                                                          strict=False)]
+        done = [self.inner.complete(c, p) for c, p in zip(chat.inner, payloads, strict=False)]
         answer = completion_response([d.payload for d in done if isinstance(d.payload, dict)],
                                      chat.model, completion_id(), int(time.time()))
         return Completed(answer, add_usage([d.usage for d in done]), done[-1].finish,
                          "".join(d.text for d in done))
 
     def meter(self, chat: ChatRequest, request_id: str) -> Any:
-        chats = prompt_chats(chat)
-        return CompletionsMeter([self.inner.meter(c, request_id) for c in chats], chat,
+        return CompletionsMeter([self.inner.meter(c, request_id) for c in chat.inner], chat,
                                 completion_id())
 
 

@@ -13,6 +13,7 @@ from application.crashpoints import crash_point
 from application.exchange import Prepared
 from application.fan_out import send_parts
 from application.inference_call import Attempt, Call, InferenceResponse, ms_since
+from application.messages_request import DEFAULT_VERSION
 from application.ports import ProviderClient, ProviderTarget
 from application.relay import Relay, response_headers
 from application.settle import Settler
@@ -89,7 +90,7 @@ class Dispatcher:
                                 offer.provider.allow_private, offer.provider.timeout_ms,
                                 self.credentials(offer.provider.slug), offer.native_model_id,
                                 total_timeout_s=offer.provider.timeout_ms / 1000)
-        headers = {"anthropic-version": chat.anthropic_version or "2023-06-01"}
+        headers = {"anthropic-version": chat.anthropic_version or DEFAULT_VERSION}
         try:
             upstream = await self.clients["http"].send(target, "/messages/count_tokens",
                                                        _encode(body), headers)

@@ -146,7 +146,7 @@ class OpenAIClientAnthropicUpstream(Exchange):
     upstream = ANTHROPIC
 
     def prepare(self, chat: ChatRequest, native: str, limit: int) -> Prepared:
-        translated = oa_request.request(_client_body(chat), native, limit)
+        translated = oa_request.request(without_extensions(chat.body), native, limit)
         return Prepared(self, "/messages", _encode(translated.body),
                         _anthropic_headers(chat, beta=False), translated.dropped,
                         translated.adjusted)
@@ -175,7 +175,7 @@ class AnthropicClientOpenAIUpstream(Exchange):
             raise DomainError("unsupported_parameter",
                               f"the beta feature {chat.anthropic_beta[:100]!r} cannot be "
                               "served by an OpenAI-format provider", param="anthropic-beta")
-        translated = ao_request.request(_client_body(chat), native, limit)
+        translated = ao_request.request(without_extensions(chat.body), native, limit)
         return Prepared(self, "/chat/completions", _encode(translated.body), {},
                         translated.dropped, translated.adjusted)
 
@@ -195,7 +195,8 @@ class EmbeddingsPassThrough(Exchange):
     """Embeddings to an OpenAI-format provider, as the client sent them (9.3)."""
 
     def prepare(self, chat: ChatRequest, native: str, limit: int) -> Prepared:
-        return Prepared(self, "/embeddings", _encode({**_client_body(chat), "model": native}))
+        return Prepared(self, "/embeddings",
+                        _encode({**without_extensions(chat.body), "model": native}))
 
     def complete(self, chat: ChatRequest, payload: Any) -> Completed:
         if isinstance(payload, dict):
@@ -239,10 +240,6 @@ def exchange_for(client_format: str, protocol: str) -> Exchange:
 
         return ResponsesExchange(_EXCHANGES[("openai", upstream)])
     return _EXCHANGES[(client_format, upstream)]
-
-
-def _client_body(chat: ChatRequest) -> dict:
-    return without_extensions(chat.body)
 
 
 def _choice_text(payload: Any) -> str:

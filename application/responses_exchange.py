@@ -30,14 +30,8 @@ def response_id() -> str:
 def parse_response_request(body: Any, history: list[dict]) -> ChatRequest:
     """A Responses request as the pipeline's, continuing ``history`` (chat messages)."""
     body = parse_responses(body)
-    inner = chat_body(body, history)
-    chat = parse_chat({**inner, "model": body["model"]})
-    return replace(chat, body=body, format="responses", inner=inner)
-
-
-def _inner_chat(chat: ChatRequest) -> ChatRequest:
-    assert chat.inner is not None
-    return replace(parse_chat({**chat.inner, "model": chat.model}), model=chat.model)
+    inner = parse_chat({**chat_body(body, history), "model": body["model"]})
+    return replace(inner, body=body, format="responses", inner=(inner,))
 
 
 class ResponsesExchange(Exchange):
@@ -46,11 +40,11 @@ class ResponsesExchange(Exchange):
         self.upstream = inner.upstream
 
     def prepare(self, chat: ChatRequest, native: str, limit: int) -> Prepared:
-        prepared = self.inner.prepare(_inner_chat(chat), native, limit)
+        prepared = self.inner.prepare(chat.inner[0], native, limit)
         return replace(prepared, exchange=self)
 
     def complete(self, chat: ChatRequest, payload: Any) -> Completed:
-        done = self.inner.complete(_inner_chat(chat), payload)
+        done = self.inner.complete(chat.inner[0], payload)
         answer = response_object(done.payload if isinstance(done.payload, dict) else {},
                                  chat.body, response_id(), int(time.time()), chat.model)
         return Completed(answer, done.usage, done.finish, done.text)
@@ -58,7 +52,7 @@ class ResponsesExchange(Exchange):
     def meter(self, chat: ChatRequest, request_id: str) -> Any:
         translator = ChatToResponsesStream(chat.body, response_id(), int(time.time()),
                                            chat.model)
-        return ResponsesMeter(self.inner.meter(_inner_chat(chat), request_id), translator)
+        return ResponsesMeter(self.inner.meter(chat.inner[0], request_id), translator)
 
 
 class ResponsesMeter:

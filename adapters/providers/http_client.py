@@ -90,17 +90,17 @@ class AiohttpProviderClient:
         return session
 
     async def send(self, target: ProviderTarget, path: str, body: bytes,
-                   extra: dict[str, str] | None = None) -> HttpUpstream:
+                   headers: dict[str, str] | None = None) -> HttpUpstream:
         timeout = target.timeout_ms / 1000
-        headers = {"Content-Type": "application/json", "Accept": "application/json",
-                   "User-Agent": "gatewayz/0.1", **(extra or {})}
+        sent = {"Content-Type": "application/json", "Accept": "application/json",
+                "User-Agent": "gatewayz/0.1", **(headers or {})}
         if target.credential:
             if target.protocol == "anthropic":
-                headers["x-api-key"] = target.credential
+                sent["x-api-key"] = target.credential
             else:
-                headers["Authorization"] = f"Bearer {target.credential}"
+                sent["Authorization"] = f"Bearer {target.credential}"
         response = await self._session(target).post(
-            target.base_url + path, data=body, headers=headers, allow_redirects=False,
+            target.base_url + path, data=body, headers=sent, allow_redirects=False,
             timeout=aiohttp.ClientTimeout(total=target.total_timeout_s,
                                           connect=min(timeout, 10),
                                           sock_read=timeout))
