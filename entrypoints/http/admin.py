@@ -10,13 +10,14 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get, post, put
 
-from entrypoints.http.auth import gateway, staff_principal
+from entrypoints.http.auth import gateway
 from entrypoints.http.context import (
     json_object,
     json_response,
     read_body,
     staff_scope,
 )
+from entrypoints.http.guards import staff_of
 from entrypoints.http.idempotent import idempotency_key, idempotent
 
 
@@ -30,7 +31,7 @@ async def _command(request: Request, run: Callable[[Any, dict, str, str | None],
     "<secret>_redacted": true`` with the rest (the same id) unchanged. A DomainError from
     the use case releases the key; any other error marks it ``unknown`` (never run twice).
     """
-    principal = staff_principal(request, "admin")
+    principal = staff_of(request)
     gw = gateway(request)
     key = idempotency_key(request, required=key_required)
     raw = await read_body(request, limit=1024 * 1024)
@@ -141,7 +142,6 @@ async def _check_resolved_host(request: Request) -> None:
 
 @post("/admin/providers")
 async def register_provider(request: Request) -> Response:
-    staff_principal(request, "admin")
     await _check_resolved_host(request)
 
     def run(gw, body, actor, command_id):
@@ -172,7 +172,6 @@ async def set_prices(request: Request, model_path: str) -> Response:
 
 @get("/admin/requests/{request_id:str}")
 async def request_record(request: Request, request_id: str) -> Response:
-    staff_principal(request, "admin")
     gw = gateway(request)
     record = await asyncio.to_thread(gw.usage.record, request_id)
     if record is None:
@@ -186,7 +185,6 @@ async def request_record(request: Request, request_id: str) -> Response:
 async def verify_holds(request: Request) -> Response:
     """This worker's hold store against the open holds of the event store (the embedded
     store lives in the serving process, so this is where it can be checked)."""
-    staff_principal(request, "admin")
     gw = gateway(request)
     differences = await asyncio.to_thread(gw.reconciler.verify)
     return json_response({"object": "holds_verification", "match": not differences,

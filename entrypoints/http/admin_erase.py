@@ -5,13 +5,11 @@ from __future__ import annotations
 from litestar import Request, Response, post
 
 from entrypoints.http.admin import _command
-from entrypoints.http.auth import staff_principal
+from entrypoints.http.guards import staff
 
 
-@post("/admin/accounts/{account_id:str}/erase")
+@post("/admin/accounts/{account_id:str}/erase", guards=[staff("owner")])
 async def erase_account(request: Request, account_id: str) -> Response:
-    # Owner only, checked before the shared admin command path (which accepts admins too).
-    staff_principal(request, "owner")
 
     def run(gw, body, actor, command_id):
         gw.erasure.erase_account(account_id, body.get("reason"), actor)

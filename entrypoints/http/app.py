@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.exceptions import HTTPException
 
 from domain.errors import DomainError
@@ -27,6 +27,7 @@ from entrypoints.http.errors import (
     internal_error_handler,
 )
 from entrypoints.http.finance_journal import liabilities, trial_balance
+from entrypoints.http.guards import staff
 
 
 def create_app(gateway):
@@ -34,6 +35,23 @@ def create_app(gateway):
     Litestar so that even unrouted requests (404, 405) carry them."""
     quiet_stream_cuts()
     return edge_middleware(request_id_middleware(create_litestar(gateway)))
+
+
+def _admin_routes() -> Router:
+    """Every /admin route demands an admin; owner-only ones add their own guard."""
+    return Router(path="/", guards=[staff("admin")], route_handlers=[
+        admin.open_account, admin.issue_key, admin.rotate_key, admin.revoke_key,
+        admin.grant_credits, admin.register_provider, admin.set_prices,
+        admin.request_record, admin.verify_holds, admin_erase.erase_account,
+        audit.write_checkpoint, audit.rotate_signing_key,
+    ])
+
+
+def _finance_routes() -> Router:
+    """Finance reads demand the separately granted finance:read (1.4)."""
+    return Router(path="/", guards=[staff("finance:read")], route_handlers=[
+        finance.balance, finance.statement, trial_balance, liabilities,
+    ])
 
 
 def create_litestar(gateway) -> Litestar:
@@ -45,15 +63,10 @@ def create_litestar(gateway) -> Litestar:
             messages.count_tokens,
             models.list_models, models.get_model,
             self_service.own_balance, self_service.own_ledger, self_service.own_keys,
-            admin.open_account, admin.issue_key, admin.rotate_key, admin.revoke_key,
-            admin.grant_credits, admin.register_provider, admin.set_prices,
-            admin.request_record, admin.verify_holds,
-            admin_erase.erase_account,
-            finance.balance, finance.statement, trial_balance, liabilities,
+            _admin_routes(), _finance_routes(),
             audit.events, audit.stream, audit.entries, audit.entry, audit.checkpoints,
             audit.checkpoint, audit.public_keys, audit.projections, audit.event_schemas,
-            audit.verify, audit.write_checkpoint, audit.rotate_signing_key,
-            list_security_events,
+            audit.verify, list_security_events,
             health.health, health.health_ready,
         ],
         exception_handlers={

@@ -13,8 +13,9 @@ from litestar import Request, Response, get, post
 from application.event_schemas import schemas
 from application.feed import CONTEXTS
 from domain.errors import DomainError
-from entrypoints.http.auth import gateway, staff_principal
+from entrypoints.http.auth import gateway
 from entrypoints.http.context import json_response
+from entrypoints.http.guards import staff
 from entrypoints.http.time_params import optional_time
 from projections.audit_export import export_bundle
 from projections.audit_keys import AuditKeyQueries
@@ -40,9 +41,8 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
     return value
 
 
-@get("/audit/events")
+@get("/audit/events", guards=[staff("audit:read")])
 async def events(request: Request) -> Response:
-    staff_principal(request, "audit:read")
     context = request.query_params.get("context", "accounts")
     if context not in CONTEXTS:
         raise DomainError("invalid_request", f"context must be one of {', '.join(CONTEXTS)}",
@@ -54,9 +54,8 @@ async def events(request: Request) -> Response:
     return json_response(page)
 
 
-@get("/audit/streams/{stream_id:str}")
+@get("/audit/streams/{stream_id:str}", guards=[staff("audit:read")])
 async def stream(request: Request, stream_id: str) -> Response:
-    staff_principal(request, "audit:read")
     as_of = optional_time(request, "as_of", allow_future=False)
     found = await asyncio.to_thread(_queries(request).stream, stream_id[:200], as_of)
     if found is None:
@@ -64,9 +63,8 @@ async def stream(request: Request, stream_id: str) -> Response:
     return json_response(found)
 
 
-@get("/audit/entries")
+@get("/audit/entries", guards=[staff("audit:read")])
 async def entries(request: Request) -> Response:
-    staff_principal(request, "audit:read")
     filters = {name: request.query_params.get(name, "")[:200] for name in ENTRY_FILTERS}
     page = await asyncio.to_thread(
         _queries(request).entries, _int(request, "from_seq", 1, 1, 2**62),
@@ -75,25 +73,22 @@ async def entries(request: Request) -> Response:
     return json_response(page)
 
 
-@get("/audit/entries/{seq:int}")
+@get("/audit/entries/{seq:int}", guards=[staff("audit:read")])
 async def entry(request: Request, seq: int) -> Response:
-    staff_principal(request, "audit:read")
     found = await asyncio.to_thread(_queries(request).entry, seq)
     if found is None:
         raise DomainError("not_found", "no audit entry with that seq", param="seq")
     return json_response(found)
 
 
-@get("/audit/checkpoints")
+@get("/audit/checkpoints", guards=[staff("audit:read")])
 async def checkpoints(request: Request) -> Response:
-    staff_principal(request, "audit:read")
     data = await asyncio.to_thread(_queries(request).checkpoints)
     return json_response({"object": "list", "data": data})
 
 
-@get("/audit/checkpoints/{seq:int}")
+@get("/audit/checkpoints/{seq:int}", guards=[staff("audit:read")])
 async def checkpoint(request: Request, seq: int) -> Response:
-    staff_principal(request, "audit:read")
     found = await asyncio.to_thread(_queries(request).checkpoints, seq)
     if not found:
         raise DomainError("not_found", "no signed checkpoint at that seq", param="seq")
@@ -106,24 +101,21 @@ async def public_keys(request: Request) -> Response:
     return json_response({"object": "list", "data": keys})
 
 
-@get("/audit/projections")
+@get("/audit/projections", guards=[staff("audit:read")])
 async def projections(request: Request) -> Response:
-    staff_principal(request, "audit:read")
     data = await asyncio.to_thread(_queries(request).projections)
     return json_response({"object": "list", "data": data})
 
 
-@get("/audit/schemas")
+@get("/audit/schemas", guards=[staff("audit:read")])
 async def event_schemas(request: Request) -> Response:
-    staff_principal(request, "audit:read")
     return json_response({"object": "list", "data": schemas()})
 
 
-@post("/audit/verify")
+@post("/audit/verify", guards=[staff("audit:verify")])
 async def verify(request: Request) -> Response:
     """Export the trail as a bundle and run the offline verifier over it: the same check
     an auditor runs with ``gatewayz audit verify``."""
-    staff_principal(request, "audit:verify")
     gw = gateway(request)
     report = await asyncio.to_thread(_verify_now, gw)
     return json_response(report)
@@ -138,9 +130,8 @@ def _verify_now(gw) -> dict:
         return json.loads(verify_bundle(Path(scratch)).to_json())
 
 
-@post("/admin/audit/checkpoints")
+@post("/admin/audit/checkpoints", guards=[staff("owner")])
 async def write_checkpoint(request: Request) -> Response:
-    staff_principal(request, "owner")
     gw = gateway(request)
 
     def run() -> dict:
@@ -151,8 +142,7 @@ async def write_checkpoint(request: Request) -> Response:
     return json_response(await asyncio.to_thread(run), 201)
 
 
-@post("/admin/audit/signing-keys/rotate")
+@post("/admin/audit/signing-keys/rotate", guards=[staff("owner")])
 async def rotate_signing_key(request: Request) -> Response:
-    staff_principal(request, "owner")
     key_id = await asyncio.to_thread(gateway(request).audit.rotate)
     return json_response({"key_id": key_id}, 201)

@@ -7,16 +7,16 @@ import asyncio
 from litestar import Request, Response, get
 
 from domain.errors import DomainError
-from entrypoints.http.auth import gateway, staff_principal
+from entrypoints.http.auth import gateway
 from entrypoints.http.context import json_response
+from entrypoints.http.guards import staff
 from entrypoints.http.time_params import optional_time
 from projections.ledger_queries import page_request
 from projections.security import KINDS, SecurityQueries
 
 
-@get("/audit/security-events")
+@get("/audit/security-events", guards=[staff("audit:read")])
 async def list_security_events(request: Request) -> Response:
-    staff_principal(request, "audit:read")
     query = request.query_params
     start, end = optional_time(request, "from"), optional_time(request, "to")
     kind = query.get("kind")

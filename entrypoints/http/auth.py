@@ -20,7 +20,7 @@ def origin(request: Request) -> Origin:
     """The route template (not the path: ids stay out of security events) and client IP."""
     template = request.scope.get("path_template") or request.scope.get("path", "")
     client = request.client
-    return Origin(f"{request.method} {template}", client.host if client else None)
+    return Origin(f"{request.scope['method']} {template}", client.host if client else None)
 
 
 def key_principal(request: Request, permission: str) -> KeyPrincipal:

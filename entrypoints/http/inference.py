@@ -14,25 +14,26 @@ from application.completions_request import parse_legacy
 from application.embeddings_request import parse_embeddings
 from application.idempotency import request_id_for
 from application.principals import KeyPrincipal
-from entrypoints.http.auth import gateway, key_principal
+from entrypoints.http.auth import gateway
 from entrypoints.http.context import (
     key_scope,
     parse_json,
     read_body,
     request_id,
 )
+from entrypoints.http.guards import key, key_of
 from entrypoints.http.idempotent import idempotency_key, idempotent, no_effect
 
 
 async def serve_parsed(request: Request, parse: Callable[[object], ChatRequest]) -> Response:
     """An inference route: authenticate, read, parse in the route's format, serve."""
-    principal = key_principal(request, "inference:use")
+    principal = key_of(request)
     key = idempotency_key(request)
     raw = await read_body(request)
     return await serve(request, principal, key, raw, parse(parse_json(raw)))
 
 
-@post("/v1/chat/completions")
+@post("/v1/chat/completions", guards=[key("inference:use")])
 async def chat_completions(request: Request) -> Response:
     return await serve_parsed(request, parse_chat)
 
@@ -144,13 +145,13 @@ async def _unless_client_leaves(request: Request, work):
         watcher.cancel()
 
 
-@post("/v1/embeddings")
+@post("/v1/embeddings", guards=[key("inference:use")])
 async def embeddings(request: Request) -> Response:
     """9.3: billed for input tokens through the same hold and settlement as chat."""
     return await serve_parsed(request, parse_embeddings)
 
 
-@post("/v1/completions")
+@post("/v1/completions", guards=[key("inference:use")])
 async def completions(request: Request) -> Response:
     """9.2: each prompt is sent as one chat request; one hold covers them all."""
     return await serve_parsed(request, parse_legacy)

@@ -11,8 +11,9 @@ from dataclasses import replace
 from litestar import Request, Response, post
 
 from application.messages_request import parse_messages
-from entrypoints.http.auth import gateway, key_principal
+from entrypoints.http.auth import gateway
 from entrypoints.http.context import json_response, parse_json, read_body
+from entrypoints.http.guards import key, key_of
 from entrypoints.http.inference import serve_parsed
 
 
@@ -21,15 +22,15 @@ def _with_headers(request: Request, body: object):
                    anthropic_beta=request.headers.get("anthropic-beta", "")[:1000])
 
 
-@post("/v1/messages")
+@post("/v1/messages", guards=[key("inference:use")])
 async def messages(request: Request) -> Response:
     return await serve_parsed(request, lambda body: _with_headers(request, body))
 
 
-@post("/v1/messages/count_tokens")
+@post("/v1/messages/count_tokens", guards=[key("inference:use")])
 async def count_tokens(request: Request) -> Response:
     """Never billed: no hold, no event. Exact when an Anthropic upstream counts it."""
-    principal = key_principal(request, "inference:use")
+    principal = key_of(request)
     raw = await read_body(request)
     body = parse_json(raw)
     if isinstance(body, dict) and body.get("max_tokens") is None:

@@ -12,8 +12,9 @@ import msgspec
 from litestar import Request, Response, delete, get, post
 
 from application.responses_exchange import parse_response_request
-from entrypoints.http.auth import gateway, key_principal
+from entrypoints.http.auth import gateway
 from entrypoints.http.context import json_response, parse_json, read_body
+from entrypoints.http.guards import key, key_of
 from entrypoints.http.idempotent import idempotency_key
 from entrypoints.http.inference import serve
 
@@ -34,9 +35,9 @@ def _final_response(sent: bytes) -> dict | None:
         else None
 
 
-@post("/v1/responses")
+@post("/v1/responses", guards=[key("inference:use")])
 async def create_response(request: Request) -> Response:
-    principal = key_principal(request, "inference:use")
+    principal = key_of(request)
     key = idempotency_key(request)
     raw = await read_body(request)
     body = parse_json(raw)
@@ -56,17 +57,17 @@ async def create_response(request: Request) -> Response:
     return await serve(request, principal, key, raw, chat, after=store)
 
 
-@get("/v1/responses/{response_id:str}")
+@get("/v1/responses/{response_id:str}", guards=[key("inference:use")])
 async def get_response(request: Request, response_id: str) -> Response:
-    principal = key_principal(request, "inference:use")
+    principal = key_of(request)
     service = gateway(request).responses
     return json_response(await asyncio.to_thread(service.get, principal.account_id,
                                                  response_id))
 
 
-@delete("/v1/responses/{response_id:str}", status_code=200)
+@delete("/v1/responses/{response_id:str}", status_code=200, guards=[key("inference:use")])
 async def delete_response(request: Request, response_id: str) -> Response:
-    principal = key_principal(request, "inference:use")
+    principal = key_of(request)
     service = gateway(request).responses
     return json_response(await asyncio.to_thread(service.delete, principal.account_id,
                                                  response_id))

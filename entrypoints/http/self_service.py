@@ -7,23 +7,24 @@ import time
 
 from litestar import Request, Response, get
 
-from entrypoints.http.auth import gateway, key_principal
+from entrypoints.http.auth import gateway
 from entrypoints.http.context import json_response
+from entrypoints.http.guards import key, key_of
 from entrypoints.http.time_params import optional_time
 from projections.ledger_queries import ledger_of, page_request
 
 
-@get("/v1/account/balance")
+@get("/v1/account/balance", guards=[key("billing:read")])
 async def own_balance(request: Request) -> Response:
-    principal = key_principal(request, "billing:read")
+    principal = key_of(request)
     gw = gateway(request)
     view = await asyncio.to_thread(gw.balances.balance, principal.account_id, int(time.time()))
     return json_response(view)
 
 
-@get("/v1/account/ledger")
+@get("/v1/account/ledger", guards=[key("billing:read")])
 async def own_ledger(request: Request) -> Response:
-    principal = key_principal(request, "billing:read")
+    principal = key_of(request)
     gw = gateway(request)
     start = optional_time(request, "from")
     end = optional_time(request, "to")
@@ -34,9 +35,9 @@ async def own_ledger(request: Request) -> Response:
     return json_response({"object": "list", **result})
 
 
-@get("/v1/keys")
+@get("/v1/keys", guards=[key("keys:read")])
 async def own_keys(request: Request) -> Response:
-    principal = key_principal(request, "keys:read")
+    principal = key_of(request)
     gw = gateway(request)
     keys = await asyncio.to_thread(gw.access_queries.keys_of, principal.account_id)
     return json_response({"object": "list", "data": keys, "next_cursor": None})
