@@ -13,7 +13,7 @@ from domain.errors import DomainError
 from domain.hold_sizing import LIMIT_FIELDS
 
 MAX_MESSAGES = 2048
-MAX_N = 128  # as the OpenAI API allows
+MAX_N = 8  # spec 1.8 (default): more choices per request is refused before any hold
 MAX_TOOLS = 128
 # Far above any model's output window; a larger number is a mistake or an attack on the hold.
 MAX_OUTPUT_LIMIT = 1_000_000

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from application.chat_request import MAX_N  # one rule for n (1.8)
 from domain.errors import DomainError
 
 MAX_PROMPTS = 20
-MAX_N = 8
 MAX_CHOICES = 128  # n * prompts, as the OpenAI API allows
 MAX_OUTPUT_LIMIT = 1_000_000
 # Completions fields with no chat meaning: validated here, never forwarded.

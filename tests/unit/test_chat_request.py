@@ -58,8 +58,8 @@ def test_requested_limit_is_the_smallest_limit_sent():
 def test_n_is_kept_and_defaults_to_1():
     assert parse_chat(_body()).n == 1
     assert parse_chat(_body(n=None)).n == 1
-    assert parse_chat(_body(n=128)).n == 128
-    for bad in (0, 129, True, "2", 2.0):
+    assert parse_chat(_body(n=8)).n == 8
+    for bad in (0, 9, 129, True, "2", 2.0):  # n above 8 is refused (1.8)
         _refused(_body(n=bad), "n")
 
 
