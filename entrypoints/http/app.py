@@ -28,13 +28,17 @@ from entrypoints.http.errors import (
 )
 from entrypoints.http.finance_journal import liabilities, trial_balance
 from entrypoints.http.guards import staff
+from entrypoints.http.intake import intake_middleware
+from entrypoints.http.intake import settings_from_env as intake_settings
 
 
 def create_app(gateway):
     """The ASGI app: request ids and the edge's headers (nosniff, no-store) are set outside
     Litestar so that even unrouted requests (404, 405) carry them."""
     quiet_stream_cuts()
-    return edge_middleware(request_id_middleware(create_litestar(gateway)))
+    max_in_flight, body_deadline_s = intake_settings()
+    return edge_middleware(request_id_middleware(intake_middleware(
+        create_litestar(gateway), max_in_flight, body_deadline_s)))
 
 
 def _admin_routes() -> Router:

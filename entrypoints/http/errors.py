@@ -20,6 +20,7 @@ STATUS = {
           "forbidden", "wrong_credential_type", "account_suspended"),
     404: ("model_not_found", "not_found"),
     405: ("method_not_allowed",),
+    408: ("request_timeout",),
     409: ("idempotency_in_progress", "conflict", "key_name_taken", "key_limit_reached",
           "last_owner", "already_erased"),
     413: ("request_too_large",),
@@ -33,6 +34,7 @@ STATUS = {
 CODE_STATUS = {code: status for status, codes in STATUS.items() for code in codes}
 OPENAI_TYPE = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
                403: "permission_error", 404: "not_found_error", 405: "invalid_request_error",
+               408: "invalid_request_error",
                409: "conflict_error", 413: "invalid_request_error",
                422: "invalid_request_error", 429: "rate_limit_error"}
 # 9.8's Anthropic column, for /v1/messages* and Anthropic-shaped model requests.
@@ -62,24 +64,33 @@ def error_response(request_id: str, code: str, message: str, param: str | None =
                    headers: dict[str, str] | None = None, *, status: int | None = None,
                    request: Request | None = None, openai_type: str | None = None) -> Response:
     status = status or CODE_STATUS.get(code, 400)
-    message = message[:500]
     extra = dict(headers or {})
     if status in (429, 503) or code == "idempotency_in_progress":  # 9.8, 11.2
         extra.setdefault("retry-after", "1")
-    if request is not None and anthropic_style(request):
-        body: dict[str, Any] = {"type": "error", "error": {
+    path = request.scope.get("path", "") if request is not None else ""
+    body = error_body(request_id, code, message, status, path,
+                      anthropic=request is not None and anthropic_style(request),
+                      param=param, details=details, openai_type=openai_type)
+    return Response(content=body, status_code=status, media_type="application/json",
+                    headers=extra)
+
+
+def error_body(request_id: str, code: str, message: str, status: int, path: str, *,
+               anthropic: bool, param: str | None = None,
+               details: dict[str, Any] | None = None, openai_type: str | None = None) -> bytes:
+    """The JSON error body of 9.8: Anthropic's shape for its callers, else OpenAI's. Also
+    used by the ASGI edge, which answers some requests before Litestar sees them."""
+    message = message[:500]
+    if anthropic:
+        return msgspec.json.encode({"type": "error", "error": {
             "type": ANTHROPIC_TYPE.get(status, "invalid_request_error"), "message": message,
-            "code": code}, "request_id": request_id}
-    else:
-        path = request.scope.get("path", "") if request is not None else ""
-        error: dict[str, Any] = {"message": message,
-                                 "type": openai_type or _openai_type(status, path),
-                                 "param": param, "code": code, "request_id": request_id}
-        if details:
-            error["details"] = details
-        body = {"error": error}
-    return Response(content=msgspec.json.encode(body), status_code=status,
-                    media_type="application/json", headers=extra)
+            "code": code}, "request_id": request_id})
+    error: dict[str, Any] = {"message": message,
+                             "type": openai_type or _openai_type(status, path),
+                             "param": param, "code": code, "request_id": request_id}
+    if details:
+        error["details"] = details
+    return msgspec.json.encode({"error": error})
 
 
 def request_id_of(request: Request) -> str:
