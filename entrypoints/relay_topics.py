@@ -9,7 +9,7 @@ DEFAULT_PREFIX = "gatewayz"
 # Topic (after the prefix) per stream type, the one place this is decided (11.11). Stream
 # types are compared without "_" or "-", so `eval_suite`, `eval-suite` and `evalsuite` agree.
 TOPICS: dict[str, tuple[str, ...]] = {
-    "accounts": ("account", "user", "owner_bootstrap"),
+    "accounts": ("account", "user", "owner_bootstrap", "owner_roster"),
     "keys": ("key", "apikey"),
     "ledger": ("wallet", "grant_log", "request"),
     "billing": ("payment", "subscription", "plan", "coupon", "referral", "sla"),
