@@ -23,6 +23,7 @@ from application.principals import (
     StaffRecord,
 )
 from application.retry import with_retry
+from domain import key_settings
 from domain.api_key import DEFAULT_GRACE_SECONDS, ApiKey
 from domain.errors import DomainError
 from domain.ids import new_id
@@ -34,11 +35,15 @@ from domain.key_format import (
     last4,
     secret_hash,
 )
-from domain.user import GRANTABLE_PERMISSIONS, OwnerBootstrap, User
+from domain.permissions import grantable_by
+from domain.user import GRANTABLE_PERMISSIONS, OwnerBootstrap, User, seed_roster
 
 MAX_KEYS_PER_ACCOUNT = 100
 STAFF_TOKEN_DAYS = 30
 CACHE_SECONDS = 1.0  # a revoked or new key is honoured by every worker within 1 s (1.2)
+# An unknown well-formed key is remembered longer, so repeating one costs no lookup (1.9);
+# a real key is never unknown before it is issued (its secret is random), so no new key waits.
+UNKNOWN_SECONDS = 60.0
 
 
 class AccessReader(Protocol):
@@ -88,7 +93,8 @@ class AccessService:
                                   "system:bootstrap")
         token = self._issue_staff_token(user)
         try:
-            position = self.app.save(claim, user)[-1].notification.id
+            # The owner roster starts with this owner (the last-owner rule, 1.4).
+            position = self.app.save(claim, user, seed_roster(user_id))[-1].notification.id
         except IntegrityError:
             raise DomainError("conflict", "an owner already exists; bootstrap refused") from None
         self.wait("access", position)  # the token works as soon as it is handed out
@@ -102,19 +108,27 @@ class AccessService:
         return token
 
     def issue_key(self, account_id: str, name: object, environment: object, scopes: object,
-                  expires_in_days: object, actor: str) -> IssuedKey:
+                  expires_in_days: object, actor: str, settings: dict | None = None,
+                  creator_scopes: tuple[str, ...] | None = None) -> IssuedKey:
+        """A new key (1.1). ``settings`` are the other attributes of its create body
+        (allowlists, quota, limits, labels...), validated as a PATCH would and recorded
+        with the issue in one save. ``creator_scopes``: a key creating a key may grant at
+        most its own permissions (403 insufficient_scope)."""
         try:
             self.accounts.repository.get(_account_uuid(account_id))
         except AggregateNotFoundError:
             raise DomainError("not_found", "no such account", param="account_id") from None
-        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 64:
-            raise DomainError("invalid_request", "name must have 1 to 64 characters", param="name")
-        name = name.strip()
+        name = key_settings.name(name)
         if environment not in ("live", "test"):
             raise DomainError("invalid_request", "environment must be live or test",
                               param="environment")
         scope_list = _scopes(scopes)
+        if creator_scopes is not None and not grantable_by(creator_scopes, scope_list):
+            raise DomainError("insufficient_scope",
+                              "a key cannot grant scopes beyond its own", param="scopes")
         expires_at = _expiry(expires_in_days, self.clock.now())
+        extra = key_settings.validate_patch(settings or {}, now=self.clock.now(),
+                                            allowed_scopes=CUSTOMER_SCOPES)
         names = self.reader.key_names(account_id)
         if name.lower() in names:
             raise DomainError("key_name_taken", "this account already has a key with that name",
@@ -128,6 +142,7 @@ class AccessService:
                      secret_hash=secret_hash(self.pepper, secret), scopes=scope_list,
                      expires_at=expires_at, max_requests=None, allowed_models=[],
                      created_by=actor)
+        key.update(key_settings.changes(key.settings, extra), actor)
         self.wait("access", self.app.save(key)[-1].notification.id)
         return IssuedKey(key_id, secret, display_prefix(secret), last4(secret))
 
@@ -207,7 +222,8 @@ class AccessService:
     def _cached(self, cache: dict, digest: str, load: Callable) -> object:
         hit = cache.get(digest)
         now = time.monotonic()
-        if hit is not None and now - hit[0] < CACHE_SECONDS:
+        if hit is not None and now - hit[0] < (CACHE_SECONDS if hit[1] is not None
+                                               else UNKNOWN_SECONDS):
             return hit[1]
         self.lookups += 1
         value = load(digest)
@@ -235,22 +251,10 @@ def _account_uuid(account_id: str):
 
 
 def _scopes(scopes: object) -> list[str]:
-    if scopes is None:
-        return ["*"]
-    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
-        raise DomainError("invalid_request", "scopes must be a list of strings", param="scopes")
-    for scope in scopes:
-        if scope != "*" and scope not in CUSTOMER_SCOPES:
-            raise DomainError("insufficient_scope", f"scope {scope!r} cannot be granted to a key",
-                              param="scopes")
-    return list(dict.fromkeys(scopes))
+    """Absent: every permission the key's account may hold (``*``)."""
+    return ["*"] if scopes is None else key_settings.scopes(scopes, CUSTOMER_SCOPES)
 
 
 def _expiry(expires_in_days: object, now: datetime) -> str | None:
-    if expires_in_days is None:
-        return None
-    if not isinstance(expires_in_days, int) or isinstance(expires_in_days, bool) \
-            or not 1 <= expires_in_days <= 3650:
-        raise DomainError("invalid_request", "expires_in_days must be an integer from 1 to 3650",
-                          param="expires_in_days")
-    return (now + timedelta(days=expires_in_days)).isoformat()
+    return None if expires_in_days is None else key_settings.expires_in_days(expires_in_days,
+                                                                             now)

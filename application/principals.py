@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-CUSTOMER_SCOPES = ("inference:use", "models:read", "keys:read", "keys:write", "usage:read",
-                   "billing:read", "billing:write", "account:read", "account:write")
+from domain.permissions import CUSTOMER_SCOPES, key_allows, staff_allows
+
+__all__ = ["CUSTOMER_SCOPES", "KeyPrincipal", "KeyRecord", "StaffPrincipal", "StaffRecord"]
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,15 @@ class KeyRecord:
     allowed_models: tuple[str, ...]
     secret_valid_until: str | None  # set for a rotated-out secret in its grace period
     prefix: str
+    # Key settings (1.1, 1.6, 1.7, 1.10), with defaults so older constructors keep working;
+    # an empty allowlist is no restriction. The dicts stay out of the hash (unhashable).
+    ip_allowlist: tuple[str, ...] = ()
+    referrer_allowlist: tuple[str, ...] = ()
+    max_requests: int | None = None
+    rate_limits: dict[str, int] = field(default_factory=dict, hash=False)
+    labels: dict[str, str] = field(default_factory=dict, hash=False)
+    plan: str = "dev"  # the account's plan: its rate-limit profile (1.10)
+    restricted: bool = False  # the restricted profile; nothing sets it yet (admin route)
 
 
 @dataclass(frozen=True)
@@ -30,7 +40,8 @@ class KeyPrincipal:
         return self.key.account_id
 
     def allows(self, permission: str) -> bool:
-        return "*" in self.key.scopes or permission in self.key.scopes
+        """Its scopes within what a customer may hold (1.4): never a staff resource."""
+        return key_allows(self.key.scopes, permission)
 
 
 @dataclass(frozen=True)
@@ -52,8 +63,4 @@ class StaffPrincipal:
 
     def allows(self, permission: str) -> bool:
         """Role-based for admin/owner routes; finance/audit are granted one by one (1.4)."""
-        if permission == "admin":
-            return self.staff.role in ("admin", "owner")
-        if permission == "owner":
-            return self.staff.role == "owner"
-        return permission in self.staff.permissions
+        return staff_allows(self.staff.role, self.staff.permissions, permission)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 
 from application.crashpoints import armed, crash_point
 from application.group_commit import GroupCommitWriter
 from application.inference_call import Call, ms_since
+from application.principals import KeyPrincipal
 from domain import pools
 from domain.pricing import TokenUsage, cost_micros
 
@@ -14,6 +16,9 @@ from domain.pricing import TokenUsage, cost_micros
 class Settler:
     def __init__(self, writer: GroupCommitWriter) -> None:
         self.writer = writer
+        # Told the tokens of each settled request (rate limits count them, 1.10); never
+        # money: the charge is decided above, whatever the observer does.
+        self.on_settled: Callable[[KeyPrincipal, int], None] | None = None
 
     def settle(self, call: Call, offer, usage: TokenUsage, source: str, finish: str | None,
                ttfb: int, disconnected: bool) -> Future | None:
@@ -34,6 +39,8 @@ class Settler:
             finish_reason=finish if isinstance(finish, str) else None, ttfb_ms=ttfb,
             duration_ms=ms_since(call.started), client_disconnected=disconnected)
         crash_point("after_answer")
+        if self.on_settled is not None:
+            self.on_settled(call.principal, usage.prompt_tokens + usage.completion_tokens)
         # Submitted, not awaited here: settlement must happen even when the client has gone.
         future = self.writer.submit(aggregate)
         if armed("after_settle_commit"):

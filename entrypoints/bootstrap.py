@@ -31,8 +31,11 @@ from application.event_stores import EventStores
 from application.group_commit import GroupCommitWriter
 from application.hold_reconciler import HoldReconciler
 from application.inference import InferenceService
+from application.key_settings import KeySettingsService
+from application.rate_limiting import RateLimiter
 from application.responses_store import ResponsesService
 from application.security_events import SecurityRecorder
+from application.staff import StaffService
 from entrypoints.maintenance import Maintenance
 from projections.access import AccessQueries
 from projections.audit_checkpoints import AuditCheckpoints
@@ -135,6 +138,10 @@ class Gateway:
         self.erasure = ErasureService(self.stores, self.data_keys, wait)
         self.access = AccessService(self.stores, self.access_queries, pepper, self.data_keys,
                                     self.clock, wait)
+        self.staff = StaffService(self.stores, self.access_queries, pepper, self.data_keys,
+                                  self.clock, wait)
+        self.key_settings = KeySettingsService(self.stores, self.access_queries, self.clock,
+                                               wait)
         # Security events (11.3): client IPs under the master key, as no account owns them.
         self.security = SecurityRecorder(self.stores.access, box, self.clock, pepper,
                                          self.access_queries.key_by_hash)
@@ -148,6 +155,9 @@ class Gateway:
             self.catalog_view, self.holds, self.writer, self.reconciler.load_account,
             {"http": self.http_client, "echo": EchoClient()}, self.vault.get, self.clock,
             worker_id=self.workers.worker_id)
+        self.limiter = self._rate_limiter(settings)
+        self.inference.settler.on_settled = self._count_tokens
+        self._token_tasks: set[asyncio.Task] = set()
         sink = os.environ.get("GATEWAYZ_AUDIT_CHECKPOINT_DIR") or data_dir / "audit-checkpoints"
         self.audit = AuditCheckpoints(self.db, self.stores.access, AuditSigner(master),
                                       self.clock, wait, Path(sink))
@@ -155,6 +165,27 @@ class Gateway:
         self.relay = None  # the Kafka relay, started with the projector when configured
         self._started = False
         self._closed = False
+
+    @staticmethod
+    def _rate_limiter(settings: Settings) -> RateLimiter:
+        """Redis shared by all workers when configured (1.10), else in process. The
+        in-process fallback divides each limit by GATEWAYZ_WORKERS (1.12)."""
+        workers = int(os.environ.get("GATEWAYZ_WORKERS", "1"))
+        bypass = [p for p in os.environ.get("GATEWAYZ_IP_BYPASS", "").split(",") if p.strip()]
+        if settings.redis_url:
+            return RateLimiter.with_redis(settings.redis_url, settings.redis_prefix, workers,
+                                          bypass=bypass)
+        return RateLimiter.embedded(bypass=bypass)
+
+    def _count_tokens(self, principal, tokens: int) -> None:
+        """A settled request's tokens go to its key's token windows, off the hot path."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # settled outside the server's loop: nothing to count with
+            return
+        task = loop.create_task(self.limiter.add_tokens(principal.key.key_id, None, tokens))
+        self._token_tasks.add(task)
+        task.add_done_callback(self._token_tasks.discard)
 
     def _worker_registry(self, settings: Settings):
         if settings.redis_url:
@@ -240,6 +271,7 @@ class Gateway:
     async def stop_async(self) -> None:
         await self.maintenance.stop()
         await self.http_client.close()
+        await self.limiter.close()
         await asyncio.to_thread(self.close)
 
     def close(self) -> None:

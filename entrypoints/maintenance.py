@@ -25,7 +25,8 @@ log = logging.getLogger("gatewayz.maintenance")
 
 def sweep_once(gw: Any) -> dict[str, int]:
     """One pass, blocking (run it off the event loop). Returns what each step did."""
-    done = {"expired": 0, "voided": 0, "reconciled": 0, "checkpointed": 0, "purged": 0}
+    done = {"expired": 0, "voided": 0, "reconciled": 0, "checkpointed": 0, "purged": 0,
+            "keys_expired": 0}
     with envelope.acting(Envelope(Actor("scheduler", "hold-sweeper"),
                                   correlation_id=new_id("job"))):
         _steps(gw, done)
@@ -44,6 +45,8 @@ def _steps(gw: Any, done: dict[str, int]) -> None:
         ("reconciled", lambda: gw.reconciler.reconcile_all().changes),
         ("checkpointed", lambda: gw.audit.tick() or 0),
         ("purged", gw.responses.purge_expired),
+        # 1.3: the expiry event within 60 s; authentication refuses at expires_at anyway.
+        ("keys_expired", gw.key_settings.expire_due),
     )
     for name, step in steps:
         try:

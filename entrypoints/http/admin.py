@@ -44,12 +44,12 @@ async def _command(request: Request, run: Callable[[Any, dict, str, str | None],
         result = await asyncio.to_thread(run, gw, body, actor, command_id)
         return json_response(result, status)
 
-    redact = functools.partial(_without_secret, secret) if secret else None
+    redact = functools.partial(without_secret, secret) if secret else None
     return await idempotent(gw.idempotency, staff_scope(principal), key, raw, produce,
                             redact=redact)
 
 
-def _without_secret(field: str, content: bytes) -> bytes:
+def without_secret(field: str, content: bytes) -> bytes:
     """The reply as stored: ``field`` replaced by null and ``<field>_redacted: true``."""
     reply = msgspec.json.decode(content)
     if isinstance(reply, dict) and field in reply:

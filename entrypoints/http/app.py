@@ -9,10 +9,12 @@ from domain.errors import DomainError
 from entrypoints.http import (
     admin,
     admin_erase,
+    admin_users,
     audit,
     finance,
     health,
     inference,
+    keys,
     messages,
     models,
     responses,
@@ -30,6 +32,7 @@ from entrypoints.http.finance_journal import liabilities, trial_balance
 from entrypoints.http.guards import staff
 from entrypoints.http.intake import intake_middleware
 from entrypoints.http.intake import settings_from_env as intake_settings
+from entrypoints.http.limits import limits_middleware
 
 
 def create_app(gateway):
@@ -37,8 +40,11 @@ def create_app(gateway):
     Litestar so that even unrouted requests (404, 405) carry them."""
     quiet_stream_cuts()
     max_in_flight, body_deadline_s = intake_settings()
+    # Outside in: edge headers, request id, intake (in-flight cap, body deadline, CORS),
+    # then /v1 rate limits (layer 1 before any key lookup; headers and slots of layer 2).
+    limited = limits_middleware(create_litestar(gateway), gateway.limiter)
     return edge_middleware(request_id_middleware(intake_middleware(
-        create_litestar(gateway), max_in_flight, body_deadline_s)))
+        limited, max_in_flight, body_deadline_s)))
 
 
 def _admin_routes() -> Router:
@@ -47,7 +53,7 @@ def _admin_routes() -> Router:
         admin.open_account, admin.issue_key, admin.rotate_key, admin.revoke_key,
         admin.grant_credits, admin.register_provider, admin.set_prices,
         admin.request_record, admin.verify_holds, admin_erase.erase_account,
-        audit.write_checkpoint, audit.rotate_signing_key,
+        audit.write_checkpoint, audit.rotate_signing_key, *admin_users.ROUTES,
     ])
 
 
@@ -66,7 +72,7 @@ def create_litestar(gateway) -> Litestar:
             responses.delete_response,
             messages.count_tokens,
             models.list_models, models.get_model,
-            self_service.own_balance, self_service.own_ledger, self_service.own_keys,
+            self_service.own_balance, self_service.own_ledger, *keys.ROUTES,
             _admin_routes(), _finance_routes(),
             audit.events, audit.stream, audit.entries, audit.entry, audit.checkpoints,
             audit.checkpoint, audit.public_keys, audit.projections, audit.event_schemas,

@@ -8,6 +8,7 @@ from application import envelope, security_events
 from application.envelope import Actor
 from application.principals import KeyPrincipal, StaffPrincipal
 from application.security_events import Origin
+from domain.client_address import ip_allowed, referrer_allowed, referrer_host
 from domain.errors import DomainError
 from entrypoints.http.context import credential
 
@@ -19,8 +20,7 @@ def gateway(request: Request):
 def origin(request: Request) -> Origin:
     """The route template (not the path: ids stay out of security events) and client IP."""
     template = request.scope.get("path_template") or request.scope.get("path", "")
-    client = request.client
-    return Origin(f"{request.scope['method']} {template}", client.host if client else None)
+    return Origin(f"{request.scope['method']} {template}", client_of(request))
 
 
 def key_principal(request: Request, permission: str) -> KeyPrincipal:
@@ -35,11 +35,35 @@ def key_principal(request: Request, permission: str) -> KeyPrincipal:
         recorder.refused(error.code, presented, permission, origin(request))
         raise
     envelope.identify(Actor("api_key", principal.key.key_id, principal.key.prefix))
+    _where_allowed(request, principal, recorder)
     if not principal.allows(permission):
         recorder.key_misused(principal.key, "scope_violation", origin(request))
         raise DomainError("insufficient_scope", f"this key lacks the {permission} scope")
     security_events.bind(recorder, origin(request))  # for misuse found later (models)
     return principal
+
+
+def _where_allowed(request: Request, principal: KeyPrincipal, recorder) -> None:
+    """Checks 5 and 6 of 1.2: the key's IP and referrer allowlists (empty: no limit)."""
+    key = principal.key
+    if key.ip_allowlist and not ip_allowed(client_of(request), key.ip_allowlist):
+        recorder.key_misused(key, "ip_not_allowed", origin(request))
+        raise DomainError("ip_not_allowed", "this key may not be used from this address")
+    if key.referrer_allowlist:
+        host = referrer_host(request.headers.get("origin"), request.headers.get("referer"))
+        if not referrer_allowed(host, key.referrer_allowlist):
+            recorder.key_misused(key, "referrer_not_allowed", origin(request))
+            raise DomainError("referrer_not_allowed",
+                              "this key may not be used from this site (Origin/Referer)")
+
+
+def client_of(request: Request) -> str | None:
+    """The client address the edge determined (trusted proxies honoured), else the peer."""
+    known = request.scope.get("state", {}).get("client_ip")
+    if known and known != "unknown":
+        return known
+    client = request.client
+    return client.host if client else None
 
 
 def staff_principal(request: Request, permission: str) -> StaffPrincipal:

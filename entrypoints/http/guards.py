@@ -14,7 +14,9 @@ from typing import Any
 from litestar.connection import ASGIConnection
 
 from application.principals import KeyPrincipal, StaffPrincipal
+from entrypoints.http.admission import admit
 from entrypoints.http.auth import key_principal, staff_principal
+from entrypoints.http.limits import AUTHENTICATED
 
 # Async on purpose: Litestar runs a sync guard in a thread pool, which costs a thread hop
 # per request and loses the context variables (actor, security origin) the guard sets.
@@ -27,7 +29,10 @@ def key(permission: str) -> Guard:
     """An API key whose scopes include ``permission``, on a /v1 route."""
 
     async def guard(connection: ASGIConnection, _: Any) -> None:
-        connection.scope["state"][_PRINCIPAL] = key_principal(connection, permission)
+        state = connection.scope["state"]
+        principal = state[_PRINCIPAL] = key_principal(connection, permission)
+        state[AUTHENTICATED] = True
+        await admit(connection, principal)
 
     guard.requires = ("key", permission)  # type: ignore[attr-defined]
     guard.__qualname__ = f"key({permission})"

@@ -33,11 +33,3 @@ async def own_ledger(request: Request) -> Response:
     result = await asyncio.to_thread(ledger_of(gw).page, principal.account_id, page,
                                      start=start, end=end)
     return json_response({"object": "list", **result})
-
-
-@get("/v1/keys", guards=[key("keys:read")])
-async def own_keys(request: Request) -> Response:
-    principal = key_of(request)
-    gw = gateway(request)
-    keys = await asyncio.to_thread(gw.access_queries.keys_of, principal.account_id)
-    return json_response({"object": "list", "data": keys, "next_cursor": None})

@@ -28,6 +28,9 @@ def entries_of(served, request_id: str) -> list[dict]:
     return response.json()["data"]
 
 
+REASON = "audit coverage, 10+ characters"
+
+
 def test_every_admin_command_leaves_an_audit_entry_with_actor_target_and_request_id(served):
     account_id = served.open_account()
     key = served.issue_key(account_id)
@@ -56,7 +59,39 @@ def test_every_admin_command_leaves_an_audit_entry_with_actor_target_and_request
             json={"reason": "audit coverage erasure"}),
         ("POST", "/admin/audit/signing-keys/rotate"): lambda: served.admin(
             "POST", "/admin/audit/signing-keys/rotate"),
+        ("POST", "/admin/users"): lambda: served.admin(
+            "POST", "/admin/users", json={"email": "u@example.com", "role": "admin"}),
+        ("POST", "/admin/users/{user_id:str}/role"): lambda: served.admin(
+            "POST", f"/admin/users/{staff_user()}/role",
+            json={"role": "owner", "reason": REASON}),
+        ("POST", "/admin/users/{user_id:str}/permissions"): lambda: served.admin(
+            "POST", f"/admin/users/{staff_user()}/permissions",
+            json={"permission": "finance:read", "reason": REASON}),
+        ("DELETE", "/admin/users/{user_id:str}/permissions/{permission:str}"): lambda: (
+            served.admin("DELETE", f"/admin/users/{auditor()}/permissions/audit:read",
+                         json={"reason": REASON})),
+        ("POST", "/admin/users/{user_id:str}/deactivate"): lambda: served.admin(
+            "POST", f"/admin/users/{staff_user()}/deactivate", json={"reason": REASON}),
+        ("POST", "/admin/staff-tokens"): lambda: served.admin(
+            "POST", "/admin/staff-tokens", json={"user_id": staff_user()}),
+        ("DELETE", "/admin/staff-tokens/{token_id:str}"): lambda: served.admin(
+            "DELETE", f"/admin/staff-tokens/{staff_token()}"),
     }
+
+    def staff_user() -> str:
+        return served.admin("POST", "/admin/users", json={"email": "s@example.com",
+                                                           "role": "admin"}).json()["id"]
+
+    def auditor() -> str:
+        user_id = staff_user()
+        served.admin("POST", f"/admin/users/{user_id}/permissions",
+                     json={"permission": "audit:read", "reason": REASON})
+        return user_id
+
+    def staff_token() -> str:
+        return served.admin("POST", "/admin/staff-tokens",
+                            json={"user_id": staff_user()}).json()["id"]
+
     routes = admin_write_routes(served.gateway)
     untested = routes - set(calls) - set(NOT_EVENTS)
     assert not untested, f"admin routes without an audit coverage case: {sorted(untested)}"

@@ -7,9 +7,7 @@ from __future__ import annotations
 import jsonschema
 from fakes.openai_upstream import Behaviour
 
-from domain.ids import new_id
 from domain.key_format import generate_api_key
-from domain.user import User
 from e2e.support import MODEL, assert_error, chat_body, post_chat, request_record
 
 EMAIL = "Catalogue.Canary+events@example.org"
@@ -21,7 +19,9 @@ REASON = "catalogue scenario, spec 11.4"
 # Catalogue rows this scenario exercises, as the feed names them.
 EXERCISED = {
     "OwnerBootstrap.Bootstrapped", "User.Added", "User.PermissionGranted",
-    "User.StaffTokenIssued",
+    "User.StaffTokenIssued", "User.RoleChanged", "User.PermissionRevoked", "User.Deactivated",
+    "User.StaffTokenRevoked", "OwnerRoster.Seeded", "OwnerRoster.OwnerAdded",
+    "OwnerRoster.OwnerRemoved", "ApiKey.SettingsChanged",
     "Provider.Registered", "Model.Listed", "Model.PriceSet",
     "Account.Opened", "Wallet.Opened", "Wallet.TrialCreditGranted",
     "Wallet.AdminCreditGranted", "GrantLog.Opened", "GrantLog.GrantRecorded",
@@ -35,23 +35,43 @@ EXERCISED = {
 # Catalogue rows with no command yet (nothing in the code base emits them outside tests).
 NO_COMMAND = {"Account.Suspended", "Account.Reinstated", "Provider.Disabled",
               "Provider.Enabled", "Security.WebhookSignatureRejected",
-              "Request.HoldExpired"}  # expiry is the sweeper's, after a worker dies
+              "Request.HoldExpired",  # expiry is the sweeper's, after a worker dies
+              # the scheduler's, once expires_at passed (test_key_settings_store.py)
+              "ApiKey.Expired"}
 
 # Fields of ``data`` that no published schema lists: none may exist.
 KNOWN_UNDOCUMENTED: set[str] = set()
 
 
 def admin_user(served) -> str:
-    """A staff token of a user with role admin (not owner). No HTTP route adds staff users
-    yet, so it is saved as the owner's command would."""
-    gw = served.gateway
-    user_id = new_id("usr")
-    user = User(user_id=user_id, account_id=None, role="admin",
-                email_enc=gw.data_keys.encrypt(ADMIN_EMAIL, user_id), actor="staff:test")
-    token = gw.access._issue_staff_token(user)
-    gw.projector.wait_for("access", gw.stores.access.save(user)[-1].notification.id)
-    gw.access.forget_cached()
-    return token
+    """A staff token of a user with role admin (not owner), as the owner makes one."""
+    user = ok(served.admin("POST", "/admin/users", json={"email": ADMIN_EMAIL,
+                                                          "role": "admin"}), 201)
+    return ok(served.admin("POST", "/admin/staff-tokens", json={"user_id": user["id"]}),
+              201)["token"]
+
+
+def staff_lifecycle(served, account_id: str) -> None:
+    """Roles, permissions, deactivation and token revocation over their routes (1.4, 1.5)."""
+    member = ok(served.admin("POST", "/admin/users", json={
+        "email": "member." + EMAIL, "role": "developer", "account_id": account_id}), 201)
+    ok(served.admin("POST", f"/admin/users/{member['id']}/role",
+                    json={"role": "user", "reason": REASON}))
+    second = ok(served.admin("POST", "/admin/users", json={"email": "second." + ADMIN_EMAIL,
+                                                            "role": "admin"}), 201)
+    ok(served.admin("POST", f"/admin/users/{second['id']}/role",
+                    json={"role": "owner", "reason": REASON}))
+    ok(served.admin("POST", f"/admin/users/{second['id']}/role",
+                    json={"role": "admin", "reason": REASON}))
+    ok(served.admin("POST", f"/admin/users/{second['id']}/permissions",
+                    json={"permission": "audit:read", "reason": REASON}))
+    ok(served.admin("DELETE", f"/admin/users/{second['id']}/permissions/audit:read",
+                    json={"reason": REASON}))
+    token = ok(served.admin("POST", "/admin/staff-tokens", json={"user_id": second["id"]}),
+               201)
+    ok(served.admin("DELETE", f"/admin/staff-tokens/{token['id']}"))
+    ok(served.admin("POST", f"/admin/users/{member['id']}/deactivate",
+                    json={"reason": REASON}))
 
 
 def ok(response, status: int = 200) -> dict:
@@ -80,6 +100,13 @@ def scenario(served, fake) -> list[str]:
 
     issued = ok(served.admin("POST", f"/admin/accounts/{account_id}/keys",
                              json={"name": "catalogue"}), 201)
+    ok(served.admin("POST", f"/admin/accounts/{account_id}/keys", json={"name": "other"}),
+       201)  # a second key, which the first (all scopes) changes
+    own = ok(served.http.get("/v1/keys", headers={"Authorization": f"Bearer {issued['key']}"}))
+    other_id = next(k["id"] for k in own["data"] if k["name"] == "other")
+    ok(served.http.patch(f"/v1/keys/{other_id}", json={"ip_allowlist": ["10.0.0.0/24"]},
+                         headers={"Authorization": f"Bearer {issued['key']}"}))
+    staff_lifecycle(served, account_id)
     settled = post_chat(served, issued["key"], chat_body())
     assert settled.status_code == 200, settled.text
     fake.script(Behaviour(status=500))

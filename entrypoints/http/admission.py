@@ -1,0 +1,45 @@
+"""Admission of an authenticated key (1.2 check 8, 1.10): its lifetime request quota, then
+its rate limits. Runs in the key guard, after the credential, allowlist and scope checks.
+
+The verdict's headers and concurrency slot stay on the request state: the /v1 edge
+(limits.py) puts the headers on whatever reply follows and frees the slot when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from litestar.connection import ASGIConnection
+
+from application.principals import KeyPrincipal
+from domain.errors import DomainError
+from domain.rate_limits import profile_for
+from entrypoints.http.limits import RATE_HEADERS, RATE_LEASE
+
+_MESSAGES = {"rate_limit_exceeded": "this key is over its rate limit; retry after the "
+                                    "Retry-After interval",
+             "concurrency_limit_exceeded": "this key has its maximum of requests in "
+                                           "flight; retry when one has ended"}
+
+
+async def admit(connection: ASGIConnection, principal: KeyPrincipal) -> None:
+    gw = connection.app.state.gateway
+    key = principal.key
+    if key.max_requests is not None:
+        # Counted from the request records (durable facts), so it may lag by the requests
+        # still in flight; only keys with a quota pay for this read.
+        used = await asyncio.to_thread(gw.access_queries.requests_used, key.key_id)
+        if used >= key.max_requests:
+            raise DomainError("key_request_quota_exhausted",
+                              f"this key has used its {key.max_requests} requests")
+    # A key's own limits were checked against its plan when they were written (only an
+    # admin may raise them), so they apply as stored.
+    profile = profile_for(key.plan, restricted=key.restricted, key_limits=key.rate_limits,
+                          key_limits_admin_set=True)
+    verdict = await gw.limiter.admit_key(key.key_id, profile)
+    state = connection.scope["state"]
+    state[RATE_HEADERS] = verdict.headers
+    state[RATE_LEASE] = verdict.lease
+    if not verdict.allowed:
+        code = verdict.code or "rate_limit_exceeded"
+        raise DomainError(code, _MESSAGES.get(code, _MESSAGES["rate_limit_exceeded"]))
