@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get, post, put
 
+from domain.errors import DomainError
 from entrypoints.http.auth import gateway
 from entrypoints.http.context import (
     json_object,
@@ -19,6 +20,9 @@ from entrypoints.http.context import (
 )
 from entrypoints.http.guards import staff_of
 from entrypoints.http.idempotent import idempotency_key, idempotent
+
+# Fields of a create body that are arguments of the issue itself; the rest are settings.
+ISSUE_FIELDS = ("name", "environment", "scopes", "expires_in_days")
 
 
 async def _command(request: Request, run: Callable[[Any, dict, str, str | None], Any],
@@ -72,11 +76,27 @@ async def issue_key(request: Request, account_id: str) -> Response:
     def run(gw, body, actor, command_id):
         issued = gw.access.issue_key(account_id, body.get("name"),
                                      body.get("environment", "live"), body.get("scopes"),
-                                     body.get("expires_in_days"), actor)
+                                     body.get("expires_in_days"), actor,
+                                     settings={k: v for k, v in body.items()
+                                               if k not in ISSUE_FIELDS})
         return {"id": issued.key_id, "object": "api_key", "key": issued.secret,
                 "prefix": issued.prefix, "last4": issued.last4, "account_id": account_id}
 
     return await _command(request, run, 201, secret="key")
+
+
+@get("/admin/accounts/{account_id:str}/keys")
+async def account_keys(request: Request, account_id: str) -> Response:
+    keys = await asyncio.to_thread(gateway(request).access_queries.keys_of, account_id)
+    return json_response({"object": "list", "data": keys, "next_cursor": None})
+
+
+@get("/admin/keys/{key_id:str}")
+async def get_key(request: Request, key_id: str) -> Response:
+    view = await asyncio.to_thread(gateway(request).access_queries.key_view, key_id)
+    if view is None:
+        raise DomainError("not_found", "no such key", param="key_id")
+    return json_response(view)
 
 
 @post("/admin/keys/{key_id:str}/rotate")
@@ -118,7 +138,6 @@ async def _check_resolved_host(request: Request) -> None:
     from urllib.parse import urlsplit
 
     from adapters.checked_resolver import AddressNotAllowed, check_host
-    from domain.errors import DomainError
 
     body = json_object(await read_body(request, limit=1024 * 1024))
     url, allow_private = body.get("base_url"), body.get("allow_private", False)
@@ -158,7 +177,6 @@ async def set_prices(request: Request, model_path: str) -> Response:
     # Model ids contain "/", so the route takes the rest of the path and reads the verb.
     model_id, _, verb = model_path.strip("/").rpartition("/")
     if verb != "prices" or not model_id:
-        from domain.errors import DomainError
 
         raise DomainError("not_found", "no such route")
 
@@ -175,7 +193,6 @@ async def request_record(request: Request, request_id: str) -> Response:
     gw = gateway(request)
     record = await asyncio.to_thread(gw.usage.record, request_id)
     if record is None:
-        from domain.errors import DomainError
 
         raise DomainError("not_found", "no such request", param="request_id")
     return json_response(record)

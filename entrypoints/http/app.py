@@ -50,7 +50,8 @@ def create_app(gateway):
 def _admin_routes() -> Router:
     """Every /admin route demands an admin; owner-only ones add their own guard."""
     return Router(path="/", guards=[staff("admin")], route_handlers=[
-        admin.open_account, admin.issue_key, admin.rotate_key, admin.revoke_key,
+        admin.open_account, admin.issue_key, admin.account_keys, admin.get_key,
+        admin.rotate_key, admin.revoke_key,
         admin.grant_credits, admin.register_provider, admin.set_prices,
         admin.request_record, admin.verify_holds, admin_erase.erase_account,
         audit.write_checkpoint, audit.rotate_signing_key, *admin_users.ROUTES,

@@ -20,14 +20,13 @@ from application.principals import KeyPrincipal
 from domain.errors import DomainError
 from domain.permissions import grantable_by
 from domain.rate_limits import LIMIT_FIELDS, profile_for
-from entrypoints.http.admin import without_secret
+from entrypoints.http.admin import ISSUE_FIELDS, without_secret
 from entrypoints.http.auth import gateway
 from entrypoints.http.context import json_object, json_response, key_scope, read_body
 from entrypoints.http.guards import key, key_of
 from entrypoints.http.idempotent import idempotency_key, idempotent
 
 CREATIONS_PER_HOUR = 10  # per account's keys (1.1): the customer's users act through keys
-_ISSUE_FIELDS = ("name", "environment", "scopes", "expires_in_days")
 
 
 def _actor(principal: KeyPrincipal) -> str:
@@ -67,7 +66,7 @@ async def create_key(request: Request) -> Response:
         issued = gw.access.issue_key(
             principal.account_id, body.get("name"), body.get("environment", "live"),
             body.get("scopes"), body.get("expires_in_days"), _actor(principal),
-            settings={k: v for k, v in body.items() if k not in _ISSUE_FIELDS},
+            settings={k: v for k, v in body.items() if k not in ISSUE_FIELDS},
             creator_scopes=principal.key.scopes)
         view = gw.access_queries.key_view(issued.key_id)
         return {**view, "key": issued.secret}
