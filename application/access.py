@@ -109,11 +109,13 @@ class AccessService:
 
     def issue_key(self, account_id: str, name: object, environment: object, scopes: object,
                   expires_in_days: object, actor: str, settings: dict | None = None,
-                  creator_scopes: tuple[str, ...] | None = None) -> IssuedKey:
+                  creator_scopes: tuple[str, ...] | None = None,
+                  ceiling: dict | None = None) -> IssuedKey:
         """A new key (1.1). ``settings`` are the other attributes of its create body
         (allowlists, quota, limits, labels...), validated as a PATCH would and recorded
         with the issue in one save. ``creator_scopes``: a key creating a key may grant at
-        most its own permissions (403 insufficient_scope)."""
+        most its own permissions (403 insufficient_scope); ``ceiling``: the plan's rate
+        limits, which only an admin (who passes none) may exceed."""
         try:
             self.accounts.repository.get(_account_uuid(account_id))
         except AggregateNotFoundError:
@@ -128,7 +130,8 @@ class AccessService:
                               "a key cannot grant scopes beyond its own", param="scopes")
         expires_at = _expiry(expires_in_days, self.clock.now())
         extra = key_settings.validate_patch(settings or {}, now=self.clock.now(),
-                                            allowed_scopes=CUSTOMER_SCOPES)
+                                            allowed_scopes=CUSTOMER_SCOPES, ceiling=ceiling,
+                                            is_admin=ceiling is None)
         names = self.reader.key_names(account_id)
         if name.lower() in names:
             raise DomainError("key_name_taken", "this account already has a key with that name",

@@ -33,6 +33,12 @@ def _actor(principal: KeyPrincipal) -> str:
     return f"key:{principal.key.key_id}"
 
 
+def _ceiling(principal: KeyPrincipal) -> dict[str, int]:
+    """The plan's rate limits: a key holder may only set a key's limits below them (1.1)."""
+    plan = profile_for(principal.key.plan, restricted=principal.key.restricted)
+    return {name: getattr(plan, name) for name in LIMIT_FIELDS}
+
+
 def own_key(gw, principal: KeyPrincipal, key_id: str) -> dict:
     """The key's view if it belongs to the caller's account; else 404 as if unknown."""
     view = gw.access_queries.key_view(key_id)
@@ -67,7 +73,7 @@ async def create_key(request: Request) -> Response:
             principal.account_id, body.get("name"), body.get("environment", "live"),
             body.get("scopes"), body.get("expires_in_days"), _actor(principal),
             settings={k: v for k, v in body.items() if k not in ISSUE_FIELDS},
-            creator_scopes=principal.key.scopes)
+            creator_scopes=principal.key.scopes, ceiling=_ceiling(principal))
         view = gw.access_queries.key_view(issued.key_id)
         return {**view, "key": issued.secret}
 
@@ -110,10 +116,8 @@ async def update_key(request: Request, key_id: str) -> Response:
         if isinstance(wanted, list) and not grantable_by(principal.key.scopes, wanted):
             raise DomainError("insufficient_scope", "a key cannot grant scopes beyond its own",
                               param="scopes")
-        ceiling = profile_for(principal.key.plan, restricted=principal.key.restricted)
         return gw.key_settings.update_key(key_id, body, _actor(principal),
-                                          ceiling={f: getattr(ceiling, f) for f in LIMIT_FIELDS},
-                                          is_admin=False,
+                                          ceiling=_ceiling(principal), is_admin=False,
                                           account_id=principal.account_id)
 
     return await _command(request, run)
