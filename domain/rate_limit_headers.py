@@ -8,6 +8,7 @@ Go-style durations (what the OpenAI SDKs parse), and the IETF ``RateLimit-Policy
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -68,10 +69,16 @@ def _policy_name(window: Window) -> str:
     return window.name if window.unit == "requests" else f"{window.name}-tokens"
 
 
-def _policy_item(window: Window) -> str:
-    item = f'"{_policy_name(window)}";q={window.limit};w={window.seconds}'
-    # ``qu`` defaults to requests in the IETF draft, so only token quotas name their unit.
-    return item if window.unit == "requests" else item + ';qu="tokens"'
+@functools.lru_cache(maxsize=1024)
+def _policy(windows: tuple[tuple[str, int, int, str], ...]) -> str:
+    """The RateLimit-Policy value: the same for every request under one profile, so it is
+    rendered once per profile, not per request."""
+    items = []
+    for name, seconds, limit, unit in windows:
+        item = f'"{name if unit == "requests" else name + "-tokens"}";q={limit};w={seconds}'
+        # ``qu`` defaults to requests in the IETF draft, so only token quotas name their unit.
+        items.append(item if unit == "requests" else item + ';qu="tokens"')
+    return ", ".join(items)
 
 
 def rate_limit_headers(requests: Sequence[Window],
@@ -92,9 +99,9 @@ def rate_limit_headers(requests: Sequence[Window],
         headers += [("x-ratelimit-limit-tokens", str(tok.limit)),
                     ("x-ratelimit-remaining-tokens", str(tok.remaining)),
                     ("x-ratelimit-reset-tokens", go_duration(tok.reset_us))]
-    items = [_policy_item(w) for w in (*requests, *tokens)]
-    if items:
-        headers.append(("RateLimit-Policy", ", ".join(items)))
+    policy = _policy(tuple((w.name, w.seconds, w.limit, w.unit) for w in (*requests, *tokens)))
+    if policy:
+        headers.append(("RateLimit-Policy", policy))
     if req is not None:
         headers.append(("RateLimit",
                         f'"{_policy_name(req)}";r={req.remaining};t={reset_seconds(req.reset_us)}'))

@@ -69,8 +69,13 @@ def limits_middleware(app: ASGIApp, limiter: RateLimiter) -> ASGIApp:
         presented = _presented(scope)
         anonymous = presented is None
         datacenter = bool(datacenters) and in_networks(ip, datacenters)
-        verdict = await limiter.check_ip(ip, anonymous, datacenter)
-        if not verdict.allowed and (anonymous or credential_kind(presented) is None):
+        # A well-formed key is authenticated whatever its address's budget (1.9), so only
+        # requests without one ask the limiter before the guard runs.
+        if anonymous or credential_kind(presented) is None:
+            verdict = await limiter.check_ip(ip, anonymous, datacenter)
+        else:
+            verdict = None
+        if verdict is not None and not verdict.allowed:
             # Over its budget and nothing worth a lookup: refused before any key lookup. A
             # well-formed key still goes on, and is served when it is valid (1.9).
             await _refuse(scope, send, verdict.headers)
