@@ -8,9 +8,12 @@ The verdict's headers and concurrency slot stay on the request state: the /v1 ed
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import timedelta
 
 from litestar.connection import ASGIConnection
 
+from application.feed import recorded_at
 from application.principals import KeyPrincipal
 from domain.errors import DomainError
 from domain.rate_limits import profile_for
@@ -22,9 +25,32 @@ _MESSAGES = {"rate_limit_exceeded": "this key is over its rate limit; retry afte
                                            "flight; retry when one has ended"}
 
 
+USE_NOTE_S = 60.0  # last_used_at is written at most once per 60 s per key (1.2)
+_noted: dict[str, float] = {}
+_pending: set[asyncio.Task] = set()
+
+
+def _note_use(gw, key_id: str) -> None:
+    """Record the key's last use off the request's path: at most one write per key and
+    minute from this worker (the row's own condition holds it across workers)."""
+    now = time.monotonic()
+    if now - _noted.get(key_id, -USE_NOTE_S) < USE_NOTE_S:
+        return
+    if len(_noted) > 100_000:  # bounded: forgetting only costs one more write
+        _noted.clear()
+    _noted[key_id] = now
+    moment = gw.clock.now()
+    task = asyncio.get_running_loop().create_task(asyncio.to_thread(
+        gw.access_queries.note_key_used, key_id, recorded_at(moment),
+        recorded_at(moment - timedelta(seconds=USE_NOTE_S))))
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+
+
 async def admit(connection: ASGIConnection, principal: KeyPrincipal) -> None:
     gw = connection.app.state.gateway
     key = principal.key
+    _note_use(gw, key.key_id)
     if key.max_requests is not None:
         # Counted from the request records (durable facts), so it may lag by the requests
         # still in flight; only keys with a quota pay for this read.

@@ -13,9 +13,12 @@ from entrypoints.http.context import json_response
 
 @get("/health")
 async def health(request: Request) -> Response:
-    ready = await asyncio.to_thread(gateway(request).check_ready)
+    gw = gateway(request)
+    ready = await asyncio.to_thread(gw.check_ready)
+    # 1.12's gatewayz_rate_limiter_fallback_active, until /metrics exists (issue 12).
+    limiter = {"fallback_active": gw.limiter.fallback_active}
     return json_response({"status": "ok" if all(ready.values()) else "degraded",
-                          "checks": ready})
+                          "checks": ready, "rate_limiter": limiter})
 
 
 @get("/health/ready")

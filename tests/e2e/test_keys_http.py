@@ -199,3 +199,23 @@ def test_the_owner_staff_token_works_on_the_admin_api_right_after_bootstrap(tmp_
     finally:
         served.close()
         close_gateway(gateway, None)
+
+
+def test_a_key_in_use_shows_when_it_was_last_used(served):
+    buyer = customer(served)
+    headers = {"Authorization": f"Bearer {buyer.key}"}
+    assert served.http.get(f"/v1/keys/{buyer.key_id}", headers=headers).status_code == 200
+
+    deadline = time.monotonic() + 5  # written off the request's path
+    while True:
+        view = served.http.get(f"/v1/keys/{buyer.key_id}", headers=headers).json()
+        if view["last_used_at"] is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    first = view["last_used_at"]
+    assert first is not None
+    served.http.get("/v1/account/balance", headers=headers)
+    time.sleep(0.2)
+    # At most one write per key and minute: the next uses leave it as it was.
+    assert served.http.get(f"/v1/keys/{buyer.key_id}", headers=headers).json()[
+        "last_used_at"] == first
