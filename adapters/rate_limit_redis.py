@@ -175,12 +175,21 @@ class RedisRateLimitStore:
     def anonymous_key(self, subject: str) -> str:
         return f"{self.prefix}:rl:anon:{subject}"
 
-    @staticmethod
-    async def _call(script: AsyncScript, keys: list[str], args: list) -> list[int]:
+    async def _call(self, script: AsyncScript, keys: list[str], args: list) -> list[int]:
         try:
             return [int(x) for x in await script(keys=keys, args=args)]
         except (TimeoutError, RedisError, OSError) as error:
+            await self._drop_connections()
             raise RateLimitStoreUnavailable(f"{type(error).__name__}: {error}") from None
+
+    async def _drop_connections(self) -> None:
+        """After a failure every pooled connection is suspect (a restarted Redis broke them
+        all): drop them, so the next probe connects afresh instead of meeting one dead
+        connection per probe, which kept a busy worker off Redis for seconds."""
+        try:
+            await self.client.connection_pool.disconnect()
+        except Exception:  # noqa: BLE001 - best effort; the next call reconnects anyway
+            pass
 
     @staticmethod
     def _at(at_us: int | None) -> str:
@@ -234,6 +243,7 @@ class RedisRateLimitStore:
         try:
             await self.client.zrem(self.key_keys(lease.key_id)[1], lease.lease_id)
         except (TimeoutError, RedisError, OSError) as error:
+            await self._drop_connections()
             raise RateLimitStoreUnavailable(str(error)) from None
 
     async def open_leases(self, key_id: str) -> int:

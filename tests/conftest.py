@@ -141,6 +141,9 @@ class ServedGateway(AdminCalls):
         gc.collect()
         config = uvicorn.Config(create_app(gateway), host="127.0.0.1", port=self.port,
                                 log_level="warning", access_log=False, server_header=False,
+                                # As `gatewayz serve` runs it: the gateway alone decides
+                                # whom X-Forwarded-For is believed from (1.6).
+                                proxy_headers=False,
                                 http="entrypoints.http.edge_protocol:EdgeHttpProtocol")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

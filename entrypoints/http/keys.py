@@ -35,7 +35,8 @@ def _actor(principal: KeyPrincipal) -> str:
 
 def _ceiling(principal: KeyPrincipal) -> dict[str, int]:
     """The plan's rate limits: a key holder may only set a key's limits below them (1.1)."""
-    plan = profile_for(principal.key.plan, restricted=principal.key.restricted)
+    plan = profile_for(principal.key.plan, restricted=principal.key.restricted,
+                       explicit=principal.key.account_limits)
     return {name: getattr(plan, name) for name in LIMIT_FIELDS}
 
 
@@ -89,9 +90,10 @@ def _check_creation_rate(gw, principal: KeyPrincipal) -> None:
 
         oldest = datetime.fromisoformat(recent[0].replace("Z", "+00:00"))
         wait = max(1, int((oldest + timedelta(hours=1) - now).total_seconds()) + 1)
-        raise DomainError("rate_limit_exceeded",
-                          f"at most {CREATIONS_PER_HOUR} keys may be created per hour",
-                          details={"retry_after_s": wait})
+        refusal = DomainError("rate_limit_exceeded",
+                              f"at most {CREATIONS_PER_HOUR} keys may be created per hour")
+        refusal.retry_after = wait  # type: ignore[attr-defined]  # the Retry-After header
+        raise refusal
 
 
 @get("/v1/keys", guards=[key("keys:read")])
