@@ -1,4 +1,5 @@
-"""Account and wallet commands: open accounts, grant and purchase credit, trial, allowance."""
+"""Account and wallet commands: open accounts, grant and purchase credit, trial, allowance;
+an account's limit profile and the gateway-wide layer-1 bypass list (1.9, 1.10)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ from application.erasure import PersonalDataKeys
 from application.event_stores import EventStores
 from application.ports import Clock
 from application.retry import with_retry
-from domain.account import PLANS, Account
+from domain.account import (
+    PLANS,
+    Account,
+    change_reason,
+    explicit_limits,
+    restricted_flag,
+)
+from domain.config import IP_BYPASS, Config, bypass_networks
 from domain.errors import DomainError
 from domain.grant_log import GrantLog, check_grant
 from domain.ids import new_id
@@ -30,6 +38,10 @@ class AccountService:
     def __init__(self, stores: EventStores, cipher: PersonalDataKeys, clock: Clock,
                  wait: Waiter) -> None:
         self.app = stores.accounts
+        # Gateway settings (Config streams) live in the access context, beside the keys
+        # and staff they also govern: its projection is the one whose progress already
+        # makes every worker drop its access state.
+        self.config_app = stores.access
         self.cipher = cipher
         self.clock = clock
         self.wait = wait
@@ -140,3 +152,57 @@ class AccountService:
             return self.app.save(wallet)[-1].notification.id
 
         self.wait("accounts", with_retry(command))
+
+    # -- limits (1.9, 1.10): each waits for its projection, so on return this worker's key
+    # cache has been dropped (or its limiter reloaded) and the change applies at once here.
+
+    def set_restricted(self, account_id: str, enabled: object, reason: object,
+                       actor: str) -> bool:
+        """Switch the account's restricted limit profile; False when it already was so."""
+        flag, text = restricted_flag(enabled), change_reason(reason)
+
+        def command() -> int:
+            account = self.require_account(account_id)
+            if not account.set_restricted(flag, text, actor):
+                return 0
+            return self.app.save(account)[-1].notification.id
+
+        return self._run(command, "accounts")
+
+    def set_rate_limits(self, account_id: str, limits: object, reason: object,
+                        actor: str) -> bool:
+        """Replace an enterprise account's explicit limits (null or absent fields: the
+        default value); False when they are already these."""
+        clean, text = explicit_limits(limits), change_reason(reason)
+
+        def command() -> int:
+            account = self.require_account(account_id)
+            if not account.set_rate_limits(clean, text, actor):
+                return 0
+            return self.app.save(account)[-1].notification.id
+
+        return self._run(command, "accounts")
+
+    def set_ip_bypass(self, networks: object, reason: object, actor: str) -> bool:
+        """Replace the layer-1 bypass list (stored in the normal form of
+        ``bypass_networks``); False when it already was this list."""
+        clean, text = bypass_networks(networks), change_reason(reason)
+
+        def command() -> int:
+            try:
+                config = self.config_app.repository.get(Config.create_id(IP_BYPASS))
+            except AggregateNotFoundError:
+                # Two first changes at once both open the stream: one collides on its
+                # version 1 and is retried against the other's.
+                config = Config(name=IP_BYPASS)
+            if not config.change(clean, text, actor):
+                return 0
+            return self.config_app.save(config)[-1].notification.id
+
+        return self._run(command, "access")
+
+    def _run(self, command: Callable[[], int], context: str) -> bool:
+        position = with_retry(command)
+        if position:
+            self.wait(context, position)
+        return bool(position)

@@ -28,7 +28,9 @@ class KeyRecord:
     rate_limits: dict[str, int] = field(default_factory=dict, hash=False)
     labels: dict[str, str] = field(default_factory=dict, hash=False)
     plan: str = "dev"  # the account's plan: its rate-limit profile (1.10)
-    restricted: bool = False  # the restricted profile; nothing sets it yet (admin route)
+    restricted: bool = False  # the account's restricted profile, set by an admin (1.10)
+    # An enterprise account's explicit limits (1.10); the plan's defaults fill the rest.
+    account_limits: dict[str, int] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)

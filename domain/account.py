@@ -1,4 +1,5 @@
-"""Account aggregate: who the customer is and which plan they are on."""
+"""Account aggregate: who the customer is, which plan they are on and the limits it runs
+under (the restricted profile and an enterprise account's explicit limits, 1.10)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import DomainError
 from domain.ids import stream_uuid
+from domain.key_settings import MAX_RATE_LIMIT
+from domain.rate_limits import validate_limits
 
 PLANS = ("trial", "dev", "team", "enterprise")
-MIN_ERASURE_REASON_CHARS = 10
+MIN_REASON_CHARS = 10  # every admin change of an account says why (11.4)
+MIN_ERASURE_REASON_CHARS = MIN_REASON_CHARS
 
 
 class Account(Aggregate):
@@ -25,6 +29,21 @@ class Account(Aggregate):
         actor: str
 
     class Reinstated(Aggregate.Event):
+        reason: str
+        actor: str
+
+    class RestrictedProfileSet(Aggregate.Event):
+        """The restricted limit profile (1.10) switched on or off by an admin."""
+
+        enabled: bool
+        reason: str
+        actor: str
+
+    class SettingsChanged(Aggregate.Event):
+        """Account settings changed; each change is {field, old, new} (11.4). Only
+        ``rate_limits`` (an enterprise account's explicit limits) is written so far."""
+
+        changes: list
         reason: str
         actor: str
 
@@ -46,6 +65,9 @@ class Account(Aggregate):
         self.email_enc = email_enc  # ciphertext only; see adapters/data_keys.py
         self.suspended = False
         self.erased = False
+        # Set here, not only by their events, so accounts opened before these existed load.
+        self.restricted = False
+        self.rate_limits: dict[str, int] = {}
 
     @event(Suspended)
     def suspend(self, reason: str, actor: str) -> None:
@@ -54,6 +76,37 @@ class Account(Aggregate):
     @event(Reinstated)
     def reinstate(self, reason: str, actor: str) -> None:
         self.suspended = False
+
+    def set_restricted(self, enabled: bool, reason: str, actor: str) -> bool:
+        """Switch the restricted profile; False, and no event, when it already is so."""
+        if enabled == self.restricted:
+            return False
+        self._set_restricted(enabled, reason, actor)
+        return True
+
+    @event(RestrictedProfileSet)
+    def _set_restricted(self, enabled: bool, reason: str, actor: str) -> None:
+        self.restricted = enabled
+
+    def set_rate_limits(self, limits: dict[str, int], reason: str, actor: str) -> bool:
+        """Replace the explicit limits (already checked by ``explicit_limits``); False, and
+        no event, when they are the same. Only an enterprise plan reads them (1.10), so on
+        any other plan they would be stored to no effect: refused instead."""
+        if self.plan != "enterprise":
+            raise DomainError("conflict", f"explicit rate limits apply to enterprise accounts "
+                              f"only; this account's plan is {self.plan}", param="rate_limits")
+        if limits == self.rate_limits:
+            return False
+        self._change_settings([{"field": "rate_limits", "old": dict(self.rate_limits),
+                                "new": dict(limits)}], reason, actor)
+        return True
+
+    @event(SettingsChanged)
+    def _change_settings(self, changes: list, reason: str, actor: str) -> None:
+        for change in changes:
+            if change["field"] == "rate_limits":
+                # A copy: state must not share a dict with the stored event.
+                self.rate_limits = dict(change["new"])
 
     def erase(self, reason: object, erased_by: str) -> None:
         check_erasure(self, reason)
@@ -74,3 +127,40 @@ def check_erasure(account: Account | None, reason: object) -> None:
     if account is not None and account.erased:
         raise DomainError("already_erased", "this account has already been erased",
                           param="account_id")
+
+
+def change_reason(reason: object) -> str:
+    """The stripped reason of an admin change; 400 when it is shorter than 10 characters."""
+    if not isinstance(reason, str) or len(reason.strip()) < MIN_REASON_CHARS:
+        raise DomainError("invalid_request",
+                          f"reason must have at least {MIN_REASON_CHARS} characters",
+                          param="reason")
+    return reason.strip()
+
+
+def restricted_flag(enabled: object) -> bool:
+    if not isinstance(enabled, bool):
+        raise DomainError("invalid_request", "enabled must be true or false", param="enabled")
+    return enabled
+
+
+def explicit_limits(value: object) -> dict[str, int]:
+    """An enterprise account's explicit limits from a request body: positive integers under
+    the names of ``LIMIT_FIELDS``; null leaves that limit at the default value. The 400
+    names the field (``rate_limits.<field>``)."""
+    if not isinstance(value, dict):
+        raise DomainError("invalid_request", "rate_limits must be an object",
+                          param="rate_limits")
+    clean: dict[str, int] = {}
+    for field, limit in value.items():
+        if limit is None:
+            continue
+        param = f"rate_limits.{field}"
+        try:
+            clean.update(validate_limits({field: limit}))
+        except ValueError as error:
+            raise DomainError("invalid_request", str(error), param=param) from None
+        if limit > MAX_RATE_LIMIT:  # what a key's limit may be too (1.1): bounds the stores
+            raise DomainError("invalid_request", f"rate limit {field!r} must be at most "
+                              f"{MAX_RATE_LIMIT}", param=param)
+    return dict(sorted(clean.items()))

@@ -7,6 +7,7 @@ from typing import Any
 
 from projections.access_users import StaffQueries, UserHandlers
 from projections.base import BatchEffects, at, dumps, event_type, index_stream, ref_of
+from projections.config import CONFIG_EVENTS, apply_config
 
 
 class AccessProjection(UserHandlers):
@@ -15,6 +16,10 @@ class AccessProjection(UserHandlers):
 
     def apply(self, cur: Any, event: Any, effects: BatchEffects) -> None:
         kind = event_type(event)
+        if kind in CONFIG_EVENTS:  # gateway settings: the limiter reloads, keys stay cached
+            apply_config(cur, event)
+            effects.config_changed = True
+            return
         handler = getattr(self, "_" + kind.replace(".", "_"), None)
         if handler is not None:
             handler(cur, event)
@@ -93,9 +98,11 @@ class AccessQueries(StaffQueries):
             cur.execute(
                 "SELECT k.key_id, k.account_id, k.environment, k.status, k.expires_at, k.scopes, "
                 "k.allowed_models, s.valid_until, k.prefix, k.ip_allowlist, "
-                "k.referrer_allowlist, k.max_requests, k.rate_limits, k.labels, a.plan "
+                "k.referrer_allowlist, k.max_requests, k.rate_limits, k.labels, a.plan, "
+                "a.restricted, a.rate_limits "
                 "FROM key_secrets s JOIN api_keys k ON k.key_id = s.key_id "
-                # The plan picks the key's rate-limit profile (1.10).
+                # The plan, the restricted flag and an enterprise account's explicit limits
+                # pick the key's rate-limit profile (1.10).
                 "LEFT JOIN accounts a ON a.account_id = k.account_id "
                 "WHERE s.secret_hash = %s", (secret_hash,))
             row = cur.fetchone()
@@ -106,7 +113,8 @@ class AccessQueries(StaffQueries):
                          ip_allowlist=tuple(json.loads(row[9])),
                          referrer_allowlist=tuple(json.loads(row[10])),
                          max_requests=row[11], rate_limits=json.loads(row[12]),
-                         labels=json.loads(row[13]), plan=row[14] or "dev")
+                         labels=json.loads(row[13]), plan=row[14] or "dev",
+                         restricted=bool(row[15]), account_limits=json.loads(row[16] or "{}"))
 
     def key_names(self, account_id: str) -> list[str]:
         with self.db.transaction() as cur:

@@ -1,11 +1,11 @@
-"""Accounts read model: plan, suspension and erasure per account."""
+"""Accounts read model: plan, suspension, erasure and limit profile per account."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from adapters.data_keys import destroy_key
-from projections.base import BatchEffects, at, event_type, index_stream, ref_of
+from projections.base import BatchEffects, at, dumps, event_type, index_stream, ref_of
 
 
 class AccountsProjection:
@@ -23,6 +23,18 @@ class AccountsProjection:
         elif kind in ("Account.Suspended", "Account.Reinstated"):
             cur.execute("UPDATE accounts SET suspended = %s WHERE account_id = %s",
                         (int(kind == "Account.Suspended"), ref_of(cur, event)))
+        elif kind == "Account.RestrictedProfileSet":
+            cur.execute("UPDATE accounts SET restricted = %s WHERE account_id = %s",
+                        (int(event.enabled), ref_of(cur, event)))
+            # Keys carry their account's profile (AccessQueries.key_by_hash): this worker
+            # drops its cached keys after the commit; others' entries expire within 1 s.
+            effects.access_changed = True
+        elif kind == "Account.SettingsChanged":
+            for change in event.changes:
+                if change["field"] == "rate_limits":  # the only setting this model shows
+                    cur.execute("UPDATE accounts SET rate_limits = %s WHERE account_id = %s",
+                                (dumps(change["new"]), ref_of(cur, event)))
+                    effects.access_changed = True
         elif kind == "Account.Erased":
             account_id = ref_of(cur, event)
             cur.execute("UPDATE accounts SET erased_at = %s WHERE account_id = %s",

@@ -18,6 +18,8 @@ class BatchEffects:
     released_holds: dict[str, list[str]] = field(default_factory=dict)
     access_changed: bool = False
     catalog_changed: bool = False
+    # A gateway setting changed (Config.Changed): the limiter reloads its bypass list (1.9).
+    config_changed: bool = False
     # Where the event being applied sits (the audit trail records it and digests the row):
     # set by the runner before each event.
     context: str = ""

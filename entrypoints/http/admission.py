@@ -59,9 +59,10 @@ async def admit(connection: ASGIConnection, principal: KeyPrincipal) -> None:
             raise DomainError("key_request_quota_exhausted",
                               f"this key has used its {key.max_requests} requests")
     # A key's own limits were checked against its plan when they were written (only an
-    # admin may raise them), so they apply as stored.
-    profile = profile_for(key.plan, restricted=key.restricted, key_limits=key.rate_limits,
-                          key_limits_admin_set=True)
+    # admin may raise them), so they apply as stored; on a restricted account they may only
+    # lower the restricted profile, else a key set before the restriction would escape it.
+    profile = profile_for(key.plan, restricted=key.restricted, explicit=key.account_limits,
+                          key_limits=key.rate_limits, key_limits_admin_set=not key.restricted)
     verdict = await gw.limiter.admit_key(key.key_id, profile)
     state = connection.scope["state"]
     state[RATE_HEADERS] = verdict.headers

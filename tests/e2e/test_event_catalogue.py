@@ -31,6 +31,8 @@ EXERCISED = {
     "Request.HoldPlaced", "Request.HoldSettled", "Request.HoldVoided",
     "Account.Erased", "Audit.SigningKeyRotated",
     "Security.AuthenticationFailed", "Security.AccessDenied", "Security.KeyMisuse",
+    "Account.RestrictedProfileSet", "Account.SettingsChanged", "Config.Opened",
+    "Config.Changed",
 }
 # Catalogue rows with no command yet (nothing in the code base emits them outside tests).
 NO_COMMAND = {"Account.Suspended", "Account.Reinstated", "Provider.Disabled",
@@ -72,6 +74,20 @@ def staff_lifecycle(served, account_id: str) -> None:
     ok(served.admin("DELETE", f"/admin/staff-tokens/{token['id']}"))
     ok(served.admin("POST", f"/admin/users/{member['id']}/deactivate",
                     json={"reason": REASON}))
+
+
+def limit_commands(served, account_id: str) -> None:
+    """The limit commands (1.9, 1.10): a restriction set and lifted, an enterprise account's
+    explicit limits, the layer-1 bypass list."""
+    for enabled in (True, False):
+        ok(served.admin("PUT", f"/admin/accounts/{account_id}/restricted",
+                        json={"enabled": enabled, "reason": REASON}))
+    enterprise = ok(served.admin("POST", "/admin/accounts", json={
+        "email": "enterprise." + EMAIL, "plan": "enterprise"}), 201)["id"]
+    ok(served.admin("PUT", f"/admin/accounts/{enterprise}/rate-limits", json={
+        "rate_limits": {"requests_per_minute": 1000}, "reason": REASON}))
+    ok(served.admin("PUT", "/admin/ip-bypass", json={"networks": ["203.0.113.0/24"],
+                                                     "reason": REASON}))
 
 
 def ok(response, status: int = 200) -> dict:
@@ -121,6 +137,7 @@ def scenario(served, fake) -> list[str]:
     admin = admin_user(served)
     other = ok(served.admin("POST", "/admin/accounts", json={"email": "erase." + EMAIL,
                                                              "plan": "dev"}), 201)["id"]
+    limit_commands(served, other)
     denied = served.admin("POST", f"/admin/accounts/{other}/erase",
                           headers={"Authorization": f"Bearer {admin}"}, json={"reason": REASON})
     assert_error(denied, 403, "forbidden")
@@ -199,7 +216,7 @@ def test_no_secret_or_plaintext_email_of_the_scenario_reaches_a_stored_event(
     for secret in secrets:
         assert secret.lower() not in text, f"a secret ({secret[:8]}...) is in the store"
         assert secret.lower() not in entries.lower()
-    for email in (EMAIL, "erase." + EMAIL, ADMIN_EMAIL, OWNER_EMAIL):
+    for email in (EMAIL, "erase." + EMAIL, "enterprise." + EMAIL, ADMIN_EMAIL, OWNER_EMAIL):
         assert email.lower() not in text, f"{email} is stored in plain text"
         assert email.lower() not in entries.lower()
     # Nor the random body of any key, the part a prefix does not show.

@@ -98,7 +98,8 @@ def test_a_burst_of_64_requests_admits_exactly_the_10_the_balance_covers(
     served.set_price(MODEL, "fakeup", input_price="1", output_price="2")
     hold = worst_case_hold()
     account_id = served.open_account(credit_micros=ADMITTED * hold)
-    key = served.issue_key(account_id)["key"]
+    # An admin-raised concurrency limit (1.10's default is 50): this test is about money.
+    key = served.issue_key(account_id, rate_limits={"concurrency": 1000, "burst": 1000})["key"]
     upstream_seen = 0
     admitted_ids: set[str] = set()
 
