@@ -14,22 +14,17 @@ from ipaddress import (
     IPv4Network,
     IPv6Address,
     IPv6Network,
-    ip_address,
     ip_network,
 )
+
+from domain.client_address import parse_ip
 
 Address = IPv4Address | IPv6Address
 Networks = tuple[IPv4Network | IPv6Network, ...]
 
 
 def _parse(ip: str) -> Address | None:
-    try:
-        addr = ip_address(ip.strip())
-    except ValueError:
-        return None
-    if isinstance(addr, IPv6Address) and addr.ipv4_mapped is not None:
-        return addr.ipv4_mapped  # ::ffff:a.b.c.d is the IPv4 client it carries
-    return addr
+    return parse_ip(ip)  # one rule for addresses: ::ffff:a.b.c.d is the IPv4 client
 
 
 def ip_subject(ip: str) -> str:
