@@ -32,11 +32,11 @@ from application.group_commit import GroupCommitWriter
 from application.hold_reconciler import HoldReconciler
 from application.inference import InferenceService
 from application.key_settings import KeySettingsService
-from application.rate_limiting import RateLimiter
 from application.responses_store import ResponsesService
 from application.security_events import SecurityRecorder
 from application.staff import StaffService
 from entrypoints.maintenance import Maintenance
+from entrypoints.rate_limits import RateLimits
 from projections.access import AccessQueries
 from projections.audit_checkpoints import AuditCheckpoints
 from projections.balances import BalanceQueries
@@ -155,9 +155,9 @@ class Gateway:
             self.catalog_view, self.holds, self.writer, self.reconciler.load_account,
             {"http": self.http_client, "echo": EchoClient()}, self.vault.get, self.clock,
             worker_id=self.workers.worker_id)
-        self.limiter = self._rate_limiter(settings)
-        self.inference.settler.on_settled = self._count_tokens
-        self._token_tasks: set[asyncio.Task] = set()
+        self.rate_limits = RateLimits(settings.redis_url, settings.redis_prefix, self.db)
+        self.limiter = self.rate_limits.limiter
+        self.inference.settler.on_settled = self.rate_limits.count_tokens
         sink = os.environ.get("GATEWAYZ_AUDIT_CHECKPOINT_DIR") or data_dir / "audit-checkpoints"
         self.audit = AuditCheckpoints(self.db, self.stores.access, AuditSigner(master),
                                       self.clock, wait, Path(sink))
@@ -165,27 +165,6 @@ class Gateway:
         self.relay = None  # the Kafka relay, started with the projector when configured
         self._started = False
         self._closed = False
-
-    @staticmethod
-    def _rate_limiter(settings: Settings) -> RateLimiter:
-        """Redis shared by all workers when configured (1.10), else in process. The
-        in-process fallback divides each limit by GATEWAYZ_WORKERS (1.12)."""
-        workers = int(os.environ.get("GATEWAYZ_WORKERS", "1"))
-        bypass = [p for p in os.environ.get("GATEWAYZ_IP_BYPASS", "").split(",") if p.strip()]
-        if settings.redis_url:
-            return RateLimiter.with_redis(settings.redis_url, settings.redis_prefix, workers,
-                                          bypass=bypass)
-        return RateLimiter.embedded(bypass=bypass)
-
-    def _count_tokens(self, principal, tokens: int) -> None:
-        """A settled request's tokens go to its key's token windows, off the hot path."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # settled outside the server's loop: nothing to count with
-            return
-        task = loop.create_task(self.limiter.add_tokens(principal.key.key_id, None, tokens))
-        self._token_tasks.add(task)
-        task.add_done_callback(self._token_tasks.discard)
 
     def _worker_registry(self, settings: Settings):
         if settings.redis_url:
@@ -222,6 +201,8 @@ class Gateway:
                 self.access.forget_cached()
             if effects.catalog_changed:
                 self.catalog_view.refresh()
+            if effects.config_changed:
+                self.rate_limits.load_bypass()
 
         return publish
 
@@ -231,6 +212,7 @@ class Gateway:
             self.catalog_view.refresh()
         elif context == "access":
             self.access.forget_cached()
+            self.rate_limits.load_bypass()
         elif not self.settings.redis_url:
             # Every projector publishes to a shared (Redis) store itself; an in-process
             # store hears of another process's projection only by noticing it.
@@ -255,6 +237,7 @@ class Gateway:
             log.warning("worker heartbeat failed at start; retrying in the background")
         self.projector.run_until_idle()
         self.catalog_view.refresh()
+        self.rate_limits.load_bypass()
         self._reconcile_holds()
         if self.settings.run_projector:
             self.projector.start(poll_interval=0.05 if self.config.kind != "memory" else 0.01)

@@ -28,7 +28,8 @@ from projections.runner import Projector, all_projections
 # may index a stream) and deterministic, so it is replaced only with "all".
 TABLES = {
     "accounts": ("accounts",), "balances": ("balances", "holds", "ledger_lines"),
-    "usage": ("requests",), "access": ("api_keys", "key_secrets", "users", "staff_tokens"),
+    "usage": ("requests",), "access": ("api_keys", "key_secrets", "users", "staff_tokens",
+                                           "gateway_config"),
     "catalog": ("providers", "model_prices", "catalog_models"), "security": ("security_events",),
     "as_of_clock": ("as_of_clock", "balance_flags"), "audit_keys": ("audit_signing_keys",),
     "journal": ("journal_postings", "journal_requests"),

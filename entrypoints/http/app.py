@@ -9,6 +9,7 @@ from domain.errors import DomainError
 from entrypoints.http import (
     admin,
     admin_erase,
+    admin_limits,
     admin_users,
     audit,
     finance,
@@ -55,6 +56,7 @@ def _admin_routes() -> Router:
         admin.grant_credits, admin.register_provider, admin.set_prices,
         admin.request_record, admin.verify_holds, admin_erase.erase_account,
         audit.write_checkpoint, audit.rotate_signing_key, *admin_users.ROUTES,
+        *admin_limits.ROUTES,
     ])
 
 
