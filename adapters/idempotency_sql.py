@@ -112,6 +112,15 @@ class SqlIdempotencyStore:
                         (status, content_type, body, scope, key, attempt))
             return cur.rowcount == 1
 
+    def counted(self, scope: str, key: str) -> bool:
+        """Whether a request with this key already ran (or runs): its retry is answered
+        from the record or refused as in progress, so rate limits must not count it again
+        (1.10). A released key runs afresh and counts."""
+        with self.db.transaction() as cur:
+            cur.execute(f"SELECT state FROM {_TABLE} WHERE {_KEY}", (scope, key))
+            row = cur.fetchone()
+        return row is not None and row[0] != "released"
+
     def release(self, scope: str, key: str, *, attempt: int) -> None:
         """Free the key of a request that ended with no durable effect (stores nothing)."""
         self._end(scope, key, attempt, "released")

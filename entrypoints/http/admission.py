@@ -17,6 +17,7 @@ from application.feed import recorded_at
 from application.principals import KeyPrincipal
 from domain.errors import DomainError
 from domain.rate_limits import profile_for
+from entrypoints.http.context import key_scope
 from entrypoints.http.limits import RATE_HEADERS, RATE_LEASE
 
 _MESSAGES = {"rate_limit_exceeded": "this key is over its rate limit; retry after the "
@@ -61,6 +62,10 @@ async def admit(connection: ASGIConnection, principal: KeyPrincipal) -> None:
     # A key's own limits were checked against its plan when they were written (only an
     # admin may raise them), so they apply as stored; on a restricted account they may only
     # lower the restricted profile, else a key set before the restriction would escape it.
+    idem = connection.headers.get("idempotency-key")
+    if idem is not None and await asyncio.to_thread(gw.idempotency.counted,
+                                                    key_scope(principal), idem):
+        return  # a retry of a request already counted: replayed or refused, not re-counted
     profile = profile_for(key.plan, restricted=key.restricted, explicit=key.account_limits,
                           key_limits=key.rate_limits, key_limits_admin_set=not key.restricted)
     verdict = await gw.limiter.admit_key(key.key_id, profile)

@@ -21,6 +21,7 @@ from domain.errors import DomainError
 from domain.pricing import Prices
 from entrypoints.http.auth import gateway, origin
 from entrypoints.http.context import credential, json_response
+from entrypoints.http.limits import AUTHENTICATED
 from projections.catalog import CatalogQueries
 
 PERMISSION = "models:read"  # named in security events of a refused key; never required
@@ -56,6 +57,7 @@ def optional_key(request: Request) -> KeyPrincipal | None:
         gw.security.refused(error.code, presented, PERMISSION, origin(request))
         raise
     envelope.identify(Actor("api_key", principal.key.key_id, principal.key.prefix))
+    request.scope["state"][AUTHENTICATED] = True  # not an unauthenticated call (1.9)
     return principal
 
 

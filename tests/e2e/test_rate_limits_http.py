@@ -119,3 +119,19 @@ def test_a_team_plan_key_runs_at_three_times_the_default(served):
     key = served.issue_key(account_id)["key"]
     answer = balance(served, key)
     assert answer.headers["x-ratelimit-limit-requests"] == "750"
+
+
+def test_retries_with_one_idempotency_key_are_counted_once(priced):
+    buyer = customer(priced, rate_limits={"requests_per_minute": 2, "burst": 2})
+    headers = {"Idempotency-Key": "retry-me"}
+
+    first = post_chat(priced, buyer.key, chat_body(), headers=headers)
+    replays = [post_chat(priced, buyer.key, chat_body(), headers=headers) for _ in range(3)]
+    fresh = post_chat(priced, buyer.key, chat_body())
+    over = post_chat(priced, buyer.key, chat_body())
+
+    assert first.status_code == 200
+    assert [r.status_code for r in replays] == [200, 200, 200]
+    assert all(r.json()["id"] == first.json()["id"] for r in replays)
+    assert fresh.status_code == 200  # the second request of the burst of 2
+    assert over.status_code == 429
