@@ -13,11 +13,13 @@ from datetime import timedelta
 
 from litestar.connection import ASGIConnection
 
+from application import security_events
+from application.access import model_allowed
 from application.feed import recorded_at
 from application.principals import KeyPrincipal
 from domain.errors import DomainError
 from domain.rate_limits import profile_for
-from entrypoints.http.context import key_scope
+from entrypoints.http.context import key_scope, parse_json, read_body
 from entrypoints.http.limits import RATE_HEADERS, RATE_LEASE
 
 _MESSAGES = {"rate_limit_exceeded": "this key is over its rate limit; retry after the "
@@ -48,6 +50,20 @@ def _note_use(gw, key_id: str) -> None:
     task.add_done_callback(_pending.discard)
 
 
+async def _model_first(connection: ASGIConnection, principal: KeyPrincipal) -> None:
+    """1.2's check 7 before 8: a key limited to some models asking for another is refused
+    before its quota and rate limits are touched. Only such keys read the body here (it is
+    kept for the handler); the model is checked again where it is resolved."""
+    if not principal.key.allowed_models or connection.scope["method"] != "POST":
+        return
+    body = parse_json(await read_body(connection))  # type: ignore[arg-type]
+    model = body.get("model") if isinstance(body, dict) else None
+    if isinstance(model, str) and not model_allowed(principal.key, model):
+        security_events.report_misuse(principal.key, "model_not_allowed")  # 11.3
+        raise DomainError("model_not_allowed", "this key may not use that model",
+                          param="model")
+
+
 async def admit(connection: ASGIConnection, principal: KeyPrincipal) -> None:
     gw = connection.app.state.gateway
     key = principal.key
@@ -62,6 +78,7 @@ async def admit(connection: ASGIConnection, principal: KeyPrincipal) -> None:
     # A key's own limits were checked against its plan when they were written (only an
     # admin may raise them), so they apply as stored; on a restricted account they may only
     # lower the restricted profile, else a key set before the restriction would escape it.
+    await _model_first(connection, principal)
     idem = connection.headers.get("idempotency-key")
     if idem is not None and await asyncio.to_thread(gw.idempotency.counted,
                                                     key_scope(principal), idem):

@@ -135,3 +135,14 @@ def test_retries_with_one_idempotency_key_are_counted_once(priced):
     assert all(r.json()["id"] == first.json()["id"] for r in replays)
     assert fresh.status_code == 200  # the second request of the burst of 2
     assert over.status_code == 429
+
+
+def test_a_disallowed_model_is_refused_before_the_rate_limit_is_touched(priced):
+    buyer = customer(priced, allowed_models=["openai/*"],
+                     rate_limits={"requests_per_minute": 1, "burst": 1})
+
+    answers = [post_chat(priced, buyer.key, chat_body()) for _ in range(3)]
+
+    # 1.2: the model allowlist (check 7) comes before the rate limits (check 8).
+    assert [a.json()["error"]["code"] for a in answers] == ["model_not_allowed"] * 3
+    assert balance(priced, buyer.key).status_code == 200  # the one request is still there
