@@ -76,6 +76,14 @@ def test_every_admin_command_leaves_an_audit_entry_with_actor_target_and_request
             "POST", "/admin/staff-tokens", json={"user_id": staff_user()}),
         ("DELETE", "/admin/staff-tokens/{token_id:str}"): lambda: served.admin(
             "DELETE", f"/admin/staff-tokens/{staff_token()}"),
+        ("PUT", "/admin/accounts/{account_id:str}/restricted"): lambda: served.admin(
+            "PUT", f"/admin/accounts/{account_id}/restricted",
+            json={"enabled": True, "reason": REASON}),
+        ("PUT", "/admin/accounts/{account_id:str}/rate-limits"): lambda: served.admin(
+            "PUT", f"/admin/accounts/{served.open_account(plan='enterprise')}/rate-limits",
+            json={"rate_limits": {"requests_per_minute": 1000}, "reason": REASON}),
+        ("PUT", "/admin/ip-bypass"): lambda: served.admin(
+            "PUT", "/admin/ip-bypass", json={"networks": ["192.0.2.0/24"], "reason": REASON}),
     }
 
     def staff_user() -> str:
