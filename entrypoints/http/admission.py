@@ -28,6 +28,7 @@ _MESSAGES = {"rate_limit_exceeded": "this key is over its rate limit; retry afte
                                            "flight; retry when one has ended"}
 
 
+RATE_VERDICT = "rate_verdict"
 USE_NOTE_S = 60.0  # last_used_at is written at most once per 60 s per key (1.2)
 _noted: dict[str, float] = {}
 _pending: set[asyncio.Task] = set()
@@ -87,6 +88,7 @@ async def admit(connection: ASGIConnection, principal: KeyPrincipal) -> None:
                           key_limits=key.rate_limits, key_limits_admin_set=not key.restricted)
     verdict = await gw.limiter.admit_key(key.key_id, profile)
     state = connection.scope["state"]
+    state[RATE_VERDICT] = (profile, verdict)  # GET /v1/limits shows it
     state[RATE_HEADERS] = verdict.headers
     state[RATE_LEASE] = verdict.lease
     if not verdict.allowed:

@@ -1,4 +1,4 @@
-"""Key-holder routes: own balance, ledger and keys (6.3, 6.1, 1.1)."""
+"""Key-holder routes: own balance, ledger and limits (6.3, 6.1, 1.10)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import time
 
 from litestar import Request, Response, get
 
+from domain.rate_limit_headers import reset_seconds
+from domain.rate_limits import LIMIT_FIELDS
+from entrypoints.http.admission import RATE_VERDICT
 from entrypoints.http.auth import gateway
 from entrypoints.http.context import json_response
 from entrypoints.http.guards import key, key_of
@@ -33,3 +36,16 @@ async def own_ledger(request: Request) -> Response:
     result = await asyncio.to_thread(ledger_of(gw).page, principal.account_id, page,
                                      start=start, end=end)
     return json_response({"object": "list", **result})
+
+
+@get("/v1/limits", guards=[key("keys:read")])
+async def own_limits(request: Request) -> Response:
+    """The calling key's limits and what is left in each window (1.10), as its admission
+    just saw them (this call is counted like any other)."""
+    profile, verdict = request.scope["state"][RATE_VERDICT]
+    windows = [{"window": w.name, "unit": w.unit, "limit": w.limit, "remaining": w.remaining,
+                "reset_seconds": reset_seconds(w.reset_us)} for w in verdict.windows]
+    limits = {name: getattr(profile, name) for name in LIMIT_FIELDS}
+    return json_response({"object": "rate_limits", "profile": profile.name,
+                          "limits": limits, "windows": windows})
+

@@ -146,3 +146,19 @@ def test_a_disallowed_model_is_refused_before_the_rate_limit_is_touched(priced):
     # 1.2: the model allowlist (check 7) comes before the rate limits (check 8).
     assert [a.json()["error"]["code"] for a in answers] == ["model_not_allowed"] * 3
     assert balance(priced, buyer.key).status_code == 200  # the one request is still there
+
+
+def test_a_key_reads_its_limits_and_what_is_left_in_each_window(served):
+    buyer = customer(served, rate_limits={"requests_per_hour": 40})
+    headers = {"Authorization": f"Bearer {buyer.key}"}
+    balance(served, buyer.key)
+
+    view = served.http.get("/v1/limits", headers=headers).json()
+
+    assert view["object"] == "rate_limits" and view["profile"] == "default"
+    assert view["limits"]["requests_per_minute"] == 250
+    assert view["limits"]["requests_per_hour"] == 40
+    windows = {(w["window"], w["unit"]): w for w in view["windows"]}
+    assert windows[("hour", "requests")]["remaining"] == 38  # this call and the one before
+    assert windows[("day", "tokens")]["limit"] == 1_000_000
+    assert 0 <= windows[("day", "requests")]["reset_seconds"] <= 86_400
