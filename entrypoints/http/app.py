@@ -43,7 +43,7 @@ def create_app(gateway):
     max_in_flight, body_deadline_s = intake_settings()
     # Outside in: edge headers, request id, intake (in-flight cap, body deadline, CORS),
     # then /v1 rate limits (layer 1 before any key lookup; headers and slots of layer 2).
-    limited = limits_middleware(create_litestar(gateway), gateway.limiter)
+    limited = limits_middleware(create_litestar(gateway), gateway.limiter, gateway.security)
     return edge_middleware(request_id_middleware(intake_middleware(
         limited, max_in_flight, body_deadline_s)))
 

@@ -15,6 +15,7 @@ from ipaddress import ip_network
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from application.rate_limiting import RateLimiter
+from application.security_events import Origin, SecurityRecorder
 from domain.client_address import client_ip
 from domain.ids import new_id
 from domain.key_format import credential_kind
@@ -52,7 +53,7 @@ def _presented(scope: Scope) -> str | None:
     return bearer or api_key
 
 
-def limits_middleware(app: ASGIApp, limiter: RateLimiter) -> ASGIApp:
+def limits_middleware(app: ASGIApp, limiter: RateLimiter, security: SecurityRecorder) -> ASGIApp:
     trusted = trusted_proxies()
     datacenters = datacenter_ranges()
 
@@ -80,6 +81,10 @@ def limits_middleware(app: ASGIApp, limiter: RateLimiter) -> ASGIApp:
             # well-formed key still goes on, and is served when it is valid (1.9).
             await _refuse(scope, send, verdict.headers)
             limiter.note_status(429)
+            # Still a failed authentication (missing or malformed), counted per address and
+            # minute (11.3): a lockout shows in the security events, not as a flood of them.
+            security.refused("missing_api_key" if anonymous else "invalid_api_key", presented,
+                             "*", Origin(f"{scope['method']} {scope['path'][:200]}", ip))
             return
         status = 500
 

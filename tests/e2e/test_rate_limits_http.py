@@ -162,3 +162,18 @@ def test_a_key_reads_its_limits_and_what_is_left_in_each_window(served):
     assert windows[("hour", "requests")]["remaining"] == 38  # this call and the one before
     assert windows[("day", "tokens")]["limit"] == 1_000_000
     assert 0 <= windows[("day", "requests")]["reset_seconds"] <= 86_400
+
+
+def test_requests_refused_by_the_ip_limit_are_counted_as_failed_authentications(served):
+    gw = served.gateway
+    for _ in range(305):  # 300 answered 401, then 5 refused by layer 1 before any lookup
+        balance(served, "not-a-key")
+
+    gw.security.flush(everything=True)
+    assert gw.security.wait_idle()
+    assert gw.projector.wait_for("access", gw.stores.access.recorder.max_notification_id())
+    events = served.admin("GET", "/audit/security-events",
+                          params={"kind": "authentication_failed", "limit": 1000}).json()
+    malformed = [e for e in events["data"] if e["reason"] == "malformed"]
+    assert sum(e["count"] for e in malformed) == 305
+    assert len(malformed) <= 4  # aggregated per address and minute, never one per call
