@@ -24,6 +24,7 @@ from adapters.secret_box import SecretBox, SqlSecretVault, load_or_create_secret
 from adapters.workers import LocalWorkerRegistry, RedisWorkerRegistry, SqlWorkerRegistry
 from application.access import AccessService
 from application.accounts import AccountService
+from application.anonymous import AnonymousInference
 from application.catalog import CatalogService, CatalogView
 from application.crashpoints import crash_point
 from application.erasure import ErasureService
@@ -155,6 +156,7 @@ class Gateway:
             self.catalog_view, self.holds, self.writer, self.reconciler.load_account,
             {"http": self.http_client, "echo": EchoClient()}, self.vault.get, self.clock,
             worker_id=self.workers.worker_id)
+        self.anonymous = AnonymousInference(self.inference)  # free models, no key (1.11)
         self.rate_limits = RateLimits(settings.redis_url, settings.redis_prefix, self.db)
         self.limiter = self.rate_limits.limiter
         self.inference.settler.on_settled = self.rate_limits.count_tokens

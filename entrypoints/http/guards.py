@@ -13,10 +13,13 @@ from typing import Any
 
 from litestar.connection import ASGIConnection
 
+from application.anonymous import ANONYMOUS, is_free_model, missing_key
 from application.principals import KeyPrincipal, StaffPrincipal
+from domain.errors import DomainError
 from entrypoints.http.admission import admit
-from entrypoints.http.auth import key_principal, staff_principal
-from entrypoints.http.limits import AUTHENTICATED
+from entrypoints.http.auth import key_principal, origin, staff_principal
+from entrypoints.http.context import credential, parse_json, read_body
+from entrypoints.http.limits import AUTHENTICATED, CLIENT_IP, RATE_HEADERS
 
 # Async on purpose: Litestar runs a sync guard in a thread pool, which costs a thread hop
 # per request and loses the context variables (actor, security origin) the guard sets.
@@ -49,6 +52,36 @@ def staff(permission: str) -> Guard:
 
     guard.requires = ("staff", permission)  # type: ignore[attr-defined]
     guard.__qualname__ = f"staff({permission})"
+    return guard
+
+
+@functools.cache
+def key_or_anonymous(permission: str) -> Guard:
+    """An API key as ``key`` demands, or no credential at all for a free model (1.11):
+    then the body's model must end in ``:free`` and the caller's address is within its 3
+    anonymous requests of the UTC day."""
+    with_key = key(permission)
+
+    async def guard(connection: ASGIConnection, handler: Any) -> None:
+        if credential(connection, allow_x_api_key=True):  # type: ignore[arg-type]
+            await with_key(connection, handler)
+            return
+        gw = connection.app.state.gateway
+        body = parse_json(await read_body(connection))  # type: ignore[arg-type]
+        if not is_free_model(body.get("model") if isinstance(body, dict) else None):
+            gw.security.refused("missing_api_key", None, permission, origin(connection))
+            raise missing_key()
+        state = connection.scope["state"]
+        verdict = await gw.limiter.anonymous(state.get(CLIENT_IP) or "unknown")
+        state[RATE_HEADERS] = verdict.headers
+        if not verdict.allowed:
+            raise DomainError("rate_limit_exceeded", "this address has used its free "
+                              "requests of the day; use an API key")
+        state[_PRINCIPAL] = ANONYMOUS
+
+    guard.requires = ("key", permission)  # type: ignore[attr-defined]
+    guard.anonymous = True  # type: ignore[attr-defined]
+    guard.__qualname__ = f"key_or_anonymous({permission})"
     return guard
 
 

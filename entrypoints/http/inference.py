@@ -9,6 +9,7 @@ from litestar import Request, Response, post
 from litestar.response import Stream
 
 from application import envelope
+from application.anonymous import ANONYMOUS
 from application.chat_request import ChatRequest, parse_chat
 from application.completions_request import parse_legacy
 from application.embeddings_request import parse_embeddings
@@ -21,7 +22,7 @@ from entrypoints.http.context import (
     read_body,
     request_id,
 )
-from entrypoints.http.guards import key, key_of
+from entrypoints.http.guards import key, key_of, key_or_anonymous
 from entrypoints.http.idempotent import idempotency_key, idempotent, no_effect
 
 
@@ -33,7 +34,7 @@ async def serve_parsed(request: Request, parse: Callable[[object], ChatRequest])
     return await serve(request, principal, key, raw, parse(parse_json(raw)))
 
 
-@post("/v1/chat/completions", guards=[key("inference:use")])
+@post("/v1/chat/completions", guards=[key_or_anonymous("inference:use")])
 async def chat_completions(request: Request) -> Response:
     return await serve_parsed(request, parse_chat)
 
@@ -52,8 +53,9 @@ async def serve(request: Request, principal: KeyPrincipal, key: str | None, raw:
         if command_id is not None:
             command_id = request.scope["state"]["request_id"] = request_id_for(command_id)
             envelope.update(correlation_id=command_id)
-        result = await _unless_client_leaves(request, gw.inference.chat(
-            request_id(request), chat, principal, command_id=command_id))
+        work = gw.anonymous.chat(request_id(request), chat) if principal is ANONYMOUS \
+            else gw.inference.chat(request_id(request), chat, principal, command_id=command_id)
+        result = await _unless_client_leaves(request, work)
         if result is None:  # 6.5: the client left before the answer; nothing is charged
             return Response(content=b"", status_code=499)
         if result.stream is None:
@@ -66,7 +68,7 @@ async def serve(request: Request, principal: KeyPrincipal, key: str | None, raw:
         return Stream(stream, status_code=200, media_type="text/event-stream",
                       headers=result.headers)
 
-    if key is None:
+    if key is None or principal is ANONYMOUS:  # anonymous use keeps no records at all
         return await produce(None)
     return await idempotent(gw.idempotency, key_scope(principal), key, raw, produce,
                             stream_succeeded=_stream_succeeded, released_on=_no_charge)

@@ -13,7 +13,7 @@ from litestar import Request, Response, post
 from application.messages_request import parse_messages
 from entrypoints.http.auth import gateway
 from entrypoints.http.context import json_response, parse_json, read_body
-from entrypoints.http.guards import key, key_of
+from entrypoints.http.guards import key, key_of, key_or_anonymous
 from entrypoints.http.inference import serve_parsed
 
 
@@ -22,7 +22,7 @@ def _with_headers(request: Request, body: object):
                    anthropic_beta=request.headers.get("anthropic-beta", "")[:1000])
 
 
-@post("/v1/messages", guards=[key("inference:use")])
+@post("/v1/messages", guards=[key_or_anonymous("inference:use")])
 async def messages(request: Request) -> Response:
     return await serve_parsed(request, lambda body: _with_headers(request, body))
 
