@@ -159,7 +159,8 @@ class MemoryRateLimitStore:
         return state
 
     async def admit_key(self, key_id: str, profile: LimitProfile, lease_id: str) -> Verdict:
-        profile = profile.divided(self.workers)
+        if self.workers > 1:
+            profile = profile.divided(self.workers)
         with self._lock:
             now = self._now_us()
             state = self._key(key_id, now)

@@ -10,6 +10,7 @@ Redis coming back. Nothing here touches money: verdicts only admit or refuse.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 import uuid
@@ -81,6 +82,9 @@ class RateLimiter:
         self._clock = clock
         self._velocity = velocity or VelocityMonitor()
         self._fallback_since: float | None = None
+        # Lease ids unique across workers without a random draw per request.
+        self._lease_prefix = uuid.uuid4().hex[:12] + "-"
+        self._leases = itertools.count()
         self._next_probe = 0.0
 
     # --- construction -------------------------------------------------------------------
@@ -167,7 +171,7 @@ class RateLimiter:
     async def admit_key(self, key_id: str, profile: LimitProfile) -> Verdict:
         """Admit and count one request, taking a concurrency slot (``verdict.lease``) that
         must be handed to ``release`` when its body or stream ends."""
-        lease_id = uuid.uuid4().hex
+        lease_id = f"{self._lease_prefix}{next(self._leases)}"
         return await self._run(lambda s: s.admit_key(key_id, profile, lease_id))
 
     async def release(self, lease: Lease | None) -> None:

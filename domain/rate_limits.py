@@ -8,6 +8,7 @@ integer microseconds since the epoch, so GCRA sums are exact (no float drift in 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
@@ -90,6 +91,28 @@ def profile_for(plan: str, *, restricted: bool = False,
                 explicit: Mapping[str, int] | None = None,
                 key_limits: Mapping[str, int] | None = None,
                 key_limits_admin_set: bool = False) -> LimitProfile:
+    """The limits a key runs under (see _profile); the same few combinations come back on
+    every request, so each is worked out once."""
+    return _profile(plan, restricted, _frozen(explicit), _frozen(key_limits),
+                    key_limits_admin_set)
+
+
+def _frozen(limits: Mapping[str, int] | None) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(limits.items())) if limits else ()
+
+
+@functools.lru_cache(maxsize=4096)
+def _profile(plan: str, restricted: bool, explicit_items: tuple, key_items: tuple,
+             key_limits_admin_set: bool) -> LimitProfile:
+    explicit, key_limits = dict(explicit_items), dict(key_items)
+    return _uncached_profile(plan, restricted=restricted, explicit=explicit,
+                             key_limits=key_limits, key_limits_admin_set=key_limits_admin_set)
+
+
+def _uncached_profile(plan: str, *, restricted: bool = False,
+                      explicit: Mapping[str, int] | None = None,
+                      key_limits: Mapping[str, int] | None = None,
+                      key_limits_admin_set: bool = False) -> LimitProfile:
     """The limits a key runs under: plan (or restricted), explicit terms, then the key's own.
 
     ``explicit`` is what an admin set for an enterprise account (fields not set keep the
