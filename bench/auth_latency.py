@@ -43,12 +43,22 @@ def latencies(port: int, key: str, count: int) -> list[float]:
     return samples
 
 
-def round_of(checkout: Path, mock_port: int, requests: int) -> tuple[float, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, all its threads (writer and projector included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def round_of(checkout: Path, mock_port: int, requests: int) -> tuple[float, float, float]:
+    """p50 and p99 latency (ms) and the gateway's CPU per request (us): the CPU figure is
+    far steadier than latency on a shared machine."""
     gw = Gateway(checkout.name or "this", mock_port, {"PYTHONPATH": str(checkout)})
     try:
         latencies(gw.port, gw.key, 300)  # warm up
+        cpu = cpu_seconds(gw.proc.pid)
         samples = sorted(latencies(gw.port, gw.key, requests))
-        return statistics.median(samples), samples[int(len(samples) * 0.99)]
+        cpu_us = (cpu_seconds(gw.proc.pid) - cpu) / requests * 1e6
+        return statistics.median(samples), samples[int(len(samples) * 0.99)], cpu_us
     finally:
         gw.stop()
 
@@ -66,18 +76,23 @@ def main() -> None:
                             stdout=subprocess.DEVNULL)
     wait_http(f"http://127.0.0.1:{mock_port}/v1/models")
     results: dict[str, list[float]] = {"before": [], "after": []}
+    cpu: dict[str, list[float]] = {"before": [], "after": []}
     try:
         for index in range(args.rounds):
             for name, checkout in (("before", args.before.resolve()), ("after", ROOT)):
-                p50, p99 = round_of(checkout, mock_port, args.requests)
+                p50, p99, cpu_us = round_of(checkout, mock_port, args.requests)
                 results[name].append(p50)
-                print(f"round {index + 1} {name:6} p50 {p50:.3f} ms  p99 {p99:.3f} ms",
-                      flush=True)
+                cpu[name].append(cpu_us)
+                print(f"round {index + 1} {name:6} p50 {p50:.3f} ms  p99 {p99:.3f} ms  "
+                      f"cpu {cpu_us:.0f} us/request", flush=True)
     finally:
         mock.terminate()
     before, after = (statistics.median(results[k]) for k in ("before", "after"))
     print(f"median p50: before {before:.3f} ms, after {after:.3f} ms, "
           f"added {after - before:+.3f} ms")
+    cpu_before, cpu_after = (statistics.median(cpu[k]) for k in ("before", "after"))
+    print(f"median CPU per request: before {cpu_before:.0f} us, after {cpu_after:.0f} us, "
+          f"added {cpu_after - cpu_before:+.0f} us")
 
 
 if __name__ == "__main__":
