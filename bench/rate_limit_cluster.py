@@ -22,19 +22,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import free_port, wait_http  # noqa: E402
+
 BIN = Path(sys.executable).parent
 PG = "postgresql://postgres@127.0.0.1:5432"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_redis(port: int) -> subprocess.Popen:
@@ -47,16 +43,6 @@ def start_redis(port: int) -> subprocess.Popen:
         except OSError:
             time.sleep(0.05)
     raise RuntimeError("redis did not start")
-
-
-def wait_http(url: str) -> None:
-    for _ in range(600):
-        try:
-            urllib.request.urlopen(url, timeout=1).read()
-            return
-        except Exception:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def fallback(url: str) -> bool:
@@ -114,7 +100,7 @@ def main() -> None:
             urls.append(f"http://127.0.0.1:{port}")
         for name, url in zip("ab", urls, strict=True):
             try:
-                wait_http(url + "/health")
+                wait_http(url + "/health", timeout=60)
             except RuntimeError:
                 print((work / f"{name}.log").read_text()[-3000:], file=sys.stderr)
                 raise
