@@ -56,3 +56,10 @@ def test_anonymous_messages_use_a_free_model_and_other_routes_need_a_key(free):
     assert_error(embeddings, 401, "missing_api_key")
     legacy = free.http.post("/v1/completions", json={"model": FREE, "prompt": "x"})
     assert_error(legacy, 401, "missing_api_key")
+
+
+def test_an_unreadable_body_without_a_key_is_a_missing_key_not_a_bad_body(free):
+    # 1.2: the credential is checked before the body; only a free model's request is read.
+    answer = free.http.post("/v1/chat/completions", content=b"{",
+                            headers={"Content-Type": "application/json"})
+    assert_error(answer, 401, "missing_api_key")
