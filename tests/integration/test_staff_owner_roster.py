@@ -66,9 +66,11 @@ def test_two_owners_demoting_each_other_interleaved_leave_exactly_one(
     other = second_owner(gateway, staff, owner)
     app = gateway.stores.access
     save, b_done, conflicts = app.save, threading.Event(), []
+    a_decided = threading.Event()  # A has loaded and decided; B may only start then
 
     def save_after_b(*objs, **kwargs):
         if threading.current_thread().name == "A" and not b_done.is_set():
+            a_decided.set()
             assert b_done.wait(10)
             try:
                 return save(*objs, **kwargs)
@@ -88,6 +90,7 @@ def test_two_owners_demoting_each_other_interleaved_leave_exactly_one(
 
     thread = threading.Thread(target=a, name="A")
     thread.start()
+    assert a_decided.wait(10)
     outcome["B"] = staff.change_role(owner.user_id, "admin", REASON, other)
     b_done.set()
     thread.join(30)
