@@ -67,11 +67,10 @@ def key_or_anonymous(permission: str) -> Guard:
             await with_key(connection, handler)
             return
         gw = connection.app.state.gateway
-        raw = await read_body(connection)  # type: ignore[arg-type]  # size limits first
         try:
-            body = parse_json(raw)
-        except DomainError:  # unreadable: no free model asked for, so a key is missing
-            body = None
+            body = parse_json(await read_body(connection))  # type: ignore[arg-type]
+        except DomainError:  # too large or unreadable: no free model asked for, so it is
+            body = None  # a missing key, as it is for every other route without one
         if not is_free_model(body.get("model") if isinstance(body, dict) else None):
             gw.security.refused("missing_api_key", None, permission, origin(connection))
             raise missing_key()

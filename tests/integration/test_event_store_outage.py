@@ -25,6 +25,10 @@ def test_an_unwritable_event_store_refuses_inference_with_503_and_never_calls_th
     body = {"model": "acme/chat-1", "messages": [{"role": "user", "content": "hello"}]}
     headers = {"Authorization": f"Bearer {key}"}
     assert served.http.post("/v1/chat/completions", json=body, headers=headers).status_code == 200
+    # Its settlement is committed before the store goes away: this test is about the next
+    # request (on a slow host the commit could otherwise fall into the outage and be
+    # retried after it, past the wait below).
+    assert served.gateway.writer.wait_idle()
     calls_before = len(fake_openai.chat_requests())
 
     _rename(schema, "requests_events", "requests_events_away")
