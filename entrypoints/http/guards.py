@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar.connection import ASGIConnection
+from litestar.exceptions import HTTPException
 
 from application.anonymous import ANONYMOUS, is_free_model, missing_key
 from application.principals import KeyPrincipal, StaffPrincipal
@@ -69,8 +70,8 @@ def key_or_anonymous(permission: str) -> Guard:
         gw = connection.app.state.gateway
         try:
             body = parse_json(await read_body(connection))  # type: ignore[arg-type]
-        except DomainError:  # too large or unreadable: no free model asked for, so it is
-            body = None  # a missing key, as it is for every other route without one
+        except (DomainError, HTTPException):  # too large (ours or Litestar's limit) or
+            body = None  # unreadable: no free model asked for, so a key is missing
         if not is_free_model(body.get("model") if isinstance(body, dict) else None):
             gw.security.refused("missing_api_key", None, permission, origin(connection))
             raise missing_key()
