@@ -12,6 +12,8 @@ from typing import Protocol
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
+from application import security_events
+from application.accounts import load_account
 from application.erasure import PersonalDataKeys
 from application.event_stores import EventStores
 from application.ports import Clock
@@ -116,10 +118,7 @@ class AccessService:
         with the issue in one save. ``creator_scopes``: a key creating a key may grant at
         most its own permissions (403 insufficient_scope); ``ceiling``: the plan's rate
         limits, which only an admin (who passes none) may exceed."""
-        try:
-            self.accounts.repository.get(_account_uuid(account_id))
-        except AggregateNotFoundError:
-            raise DomainError("not_found", "no such account", param="account_id") from None
+        load_account(self.accounts, account_id)
         name = key_settings.name(name)
         if environment not in ("live", "test"):
             raise DomainError("invalid_request", "environment must be live or test",
@@ -241,16 +240,19 @@ class AccessService:
         self._staff_cache.clear()
 
 
+def check_model_allowed(record: KeyRecord, model_id: str) -> None:
+    """403 ``model_not_allowed`` for a model outside the key's allowlist, recorded as the
+    key's misuse (11.3)."""
+    if not model_allowed(record, model_id):
+        security_events.report_misuse(record, "model_not_allowed")
+        raise DomainError("model_not_allowed", "this key may not use that model",
+                          param="model")
+
+
 def model_allowed(record: KeyRecord, model_id: str) -> bool:
     if not record.allowed_models:
         return True
     return any(fnmatch.fnmatchcase(model_id, glob) for glob in record.allowed_models)
-
-
-def _account_uuid(account_id: str):
-    from domain.account import Account
-
-    return Account.create_id(account_id)
 
 
 def _scopes(scopes: object) -> list[str]:

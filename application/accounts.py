@@ -7,6 +7,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 
@@ -17,7 +18,6 @@ from application.retry import with_retry
 from domain.account import (
     PLANS,
     Account,
-    change_reason,
     explicit_limits,
     restricted_flag,
 )
@@ -25,6 +25,7 @@ from domain.config import IP_BYPASS, Config, bypass_networks
 from domain.errors import DomainError
 from domain.grant_log import GrantLog, check_grant
 from domain.ids import new_id
+from domain.reasons import reason_text
 from domain.wallet import Wallet
 
 TRIAL_CREDIT_MICROS = 5_000_000
@@ -32,6 +33,16 @@ TRIAL_DAYS = 14
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 
 Waiter = Callable[[str, int], None]
+
+
+def load_account(app: Any, account_id: object) -> Account:
+    """The account, or 404 ``not_found`` (also for an id that is not text)."""
+    if isinstance(account_id, str):
+        try:
+            return app.repository.get(Account.create_id(account_id))
+        except AggregateNotFoundError:
+            pass
+    raise DomainError("not_found", "no such account", param="account_id")
 
 
 class AccountService:
@@ -68,10 +79,7 @@ class AccountService:
         return account_id
 
     def require_account(self, account_id: str) -> Account:
-        try:
-            return self.app.repository.get(Account.create_id(account_id))
-        except AggregateNotFoundError:
-            raise DomainError("not_found", "no such account", param="account_id") from None
+        return load_account(self.app, account_id)
 
     def _wallet(self, account_id: str) -> Wallet:
         self.require_account(account_id)
@@ -159,7 +167,7 @@ class AccountService:
     def set_restricted(self, account_id: str, enabled: object, reason: object,
                        actor: str) -> bool:
         """Switch the account's restricted limit profile; False when it already was so."""
-        flag, text = restricted_flag(enabled), change_reason(reason)
+        flag, text = restricted_flag(enabled), reason_text(reason)
 
         def command() -> int:
             account = self.require_account(account_id)
@@ -173,7 +181,7 @@ class AccountService:
                         actor: str) -> bool:
         """Replace an enterprise account's explicit limits (null or absent fields: the
         default value); False when they are already these."""
-        clean, text = explicit_limits(limits), change_reason(reason)
+        clean, text = explicit_limits(limits), reason_text(reason)
 
         def command() -> int:
             account = self.require_account(account_id)
@@ -186,7 +194,7 @@ class AccountService:
     def set_ip_bypass(self, networks: object, reason: object, actor: str) -> bool:
         """Replace the layer-1 bypass list (stored in the normal form of
         ``bypass_networks``); False when it already was this list."""
-        clean, text = bypass_networks(networks), change_reason(reason)
+        clean, text = bypass_networks(networks), reason_text(reason)
 
         def command() -> int:
             try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from application import security_events
-from application.access import model_allowed
+from application.access import check_model_allowed
 from application.catalog import BUILTIN_PROVIDER, ECHO_MODEL, CatalogView, Offer, ProviderInfo
 from application.principals import KeyPrincipal
 from domain.errors import DomainError
@@ -32,8 +32,5 @@ def resolve_offers(catalog: CatalogView, model: str, principal: KeyPrincipal) ->
                               f"{model} has no price set; refusing to guess a premium price",
                               param="model")
         offers = [Offer(model, pinned, rest, fallback_prices(), None)]
-    if not model_allowed(principal.key, model):
-        security_events.report_misuse(principal.key, "model_not_allowed")  # 11.3
-        raise DomainError("model_not_allowed", "this key may not use that model",
-                          param="model")
+    check_model_allowed(principal.key, model)
     return offers

@@ -15,16 +15,16 @@ from typing import Any, Protocol
 
 from eventsourcing.application import AggregateNotFoundError
 
-from application.accounts import EMAIL
+from application.accounts import EMAIL, load_account
 from application.erasure import PersonalDataKeys
 from application.event_stores import EventStores
 from application.ports import Clock
 from application.principals import StaffPrincipal
 from application.retry import with_retry
-from domain.account import Account
 from domain.errors import DomainError
 from domain.ids import new_id
 from domain.key_format import display_prefix, generate_staff_token, last4, secret_hash
+from domain.reasons import reason_text
 from domain.user import (
     STAFF_ROLES,
     Forbidden,
@@ -32,7 +32,6 @@ from domain.user import (
     OwnerRoster,
     User,
     check_authority,
-    check_reason,
     check_role,
     token_expiry,
 )
@@ -42,7 +41,6 @@ class StaffReader(Protocol):
     def user_view(self, user_id: str) -> dict | None: ...
     def tokens_of(self, user_id: str) -> list[dict]: ...
     def staff_token_owner(self, token_id: str) -> str | None: ...
-    def owner_ids(self) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -91,7 +89,7 @@ class StaffService:
             if role in STAFF_ROLES:
                 raise DomainError("invalid_request", "admin and owner are operator staff and "
                                   "belong to no account", param="account_id")
-            self._require_account(account_id)
+            load_account(self.accounts, account_id)
         user_id = new_id("usr")
         # An account's users are erased with it (its data key); staff have a key of their own.
         email_enc = self.cipher.encrypt(email.strip().lower(), account_id or user_id)
@@ -112,7 +110,7 @@ class StaffService:
     def change_role(self, user_id: object, role: object, reason: object,
                     actor: StaffPrincipal) -> dict:
         check_role(role)
-        check_reason(reason)
+        reason_text(reason)
 
         def command() -> tuple[User, int]:
             me = self._actor(actor)
@@ -155,7 +153,7 @@ class StaffService:
         return _reply(user)
 
     def deactivate(self, user_id: object, reason: object, actor: StaffPrincipal) -> dict:
-        check_reason(reason)
+        reason_text(reason)
 
         def command() -> tuple[User, int]:
             me = self._actor(actor)
@@ -234,24 +232,15 @@ class StaffService:
             return self.app.repository.get(OwnerRoster.create_id())
         except AggregateNotFoundError:
             pass
-        # First owner change of an installation bootstrapped before the roster existed:
-        # until now every owner was the bootstrapped one or made outside these commands
-        # (read model). Two first changes racing both create version 1: one retries.
-        owners = set(self.reader.owner_ids())
+        # An installation bootstrapped before the roster existed: until then the only way
+        # to make an owner was the bootstrap, so its claim (an event, not a read model) is
+        # the whole roster. Two first changes racing both create version 1: one retries.
+        owners = set()
         try:
             owners.add(self.app.repository.get(OwnerBootstrap.create_id()).user_id)
         except AggregateNotFoundError:
             pass
         return OwnerRoster(owner_ids=sorted(owners))
-
-    def _require_account(self, account_id: object) -> None:
-        if isinstance(account_id, str):
-            try:
-                self.accounts.repository.get(Account.create_id(account_id))
-                return
-            except AggregateNotFoundError:
-                pass
-        raise DomainError("not_found", "no such account", param="account_id")
 
     def _save(self, *aggregates: Any) -> int:
         return self.app.save(*(a for a in aggregates if a is not None))[-1].notification.id

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from eventsourcing.domain import Aggregate, event
 
+from domain import key_settings
 from domain.errors import DomainError
 from domain.ids import stream_uuid
-from domain.key_settings import MAX_RATE_LIMIT
-from domain.rate_limits import validate_limits
+from domain.reasons import reason_text
 
 PLANS = ("trial", "dev", "team", "enterprise")
-MIN_REASON_CHARS = 10  # every admin change of an account says why (11.4)
-MIN_ERASURE_REASON_CHARS = MIN_REASON_CHARS
 
 
 class Account(Aggregate):
@@ -120,22 +118,10 @@ class Account(Aggregate):
 
 def check_erasure(account: Account | None, reason: object) -> None:
     """Refuse an erasure without a reason, or of an account already erased."""
-    if not isinstance(reason, str) or len(reason.strip()) < MIN_ERASURE_REASON_CHARS:
-        raise DomainError("invalid_request",
-                          f"reason must have at least {MIN_ERASURE_REASON_CHARS} characters",
-                          param="reason")
+    reason_text(reason)
     if account is not None and account.erased:
         raise DomainError("already_erased", "this account has already been erased",
                           param="account_id")
-
-
-def change_reason(reason: object) -> str:
-    """The stripped reason of an admin change; 400 when it is shorter than 10 characters."""
-    if not isinstance(reason, str) or len(reason.strip()) < MIN_REASON_CHARS:
-        raise DomainError("invalid_request",
-                          f"reason must have at least {MIN_REASON_CHARS} characters",
-                          param="reason")
-    return reason.strip()
 
 
 def restricted_flag(enabled: object) -> bool:
@@ -145,22 +131,6 @@ def restricted_flag(enabled: object) -> bool:
 
 
 def explicit_limits(value: object) -> dict[str, int]:
-    """An enterprise account's explicit limits from a request body: positive integers under
-    the names of ``LIMIT_FIELDS``; null leaves that limit at the default value. The 400
-    names the field (``rate_limits.<field>``)."""
-    if not isinstance(value, dict):
-        raise DomainError("invalid_request", "rate_limits must be an object",
-                          param="rate_limits")
-    clean: dict[str, int] = {}
-    for field, limit in value.items():
-        if limit is None:
-            continue
-        param = f"rate_limits.{field}"
-        try:
-            clean.update(validate_limits({field: limit}))
-        except ValueError as error:
-            raise DomainError("invalid_request", str(error), param=param) from None
-        if limit > MAX_RATE_LIMIT:  # what a key's limit may be too (1.1): bounds the stores
-            raise DomainError("invalid_request", f"rate limit {field!r} must be at most "
-                              f"{MAX_RATE_LIMIT}", param=param)
-    return dict(sorted(clean.items()))
+    """An enterprise account's explicit limits from a request body: the same rule as an
+    admin-set key's limits (positive, bounded, named fields; null leaves the default)."""
+    return key_settings.rate_limits(value, None, is_admin=True)

@@ -16,6 +16,7 @@ from eventsourcing.domain import Aggregate, event
 from domain.client_address import parse_network
 from domain.errors import DomainError
 from domain.ids import stream_uuid
+from domain.key_settings import shown
 
 IP_BYPASS = "ip_bypass"  # networks layer 1 never limits (1.9)
 MAX_BYPASS_ENTRIES = 1000
@@ -79,8 +80,8 @@ def bypass_networks(value: object) -> list[str]:
             found.add(parse_network(entry))
         except (ValueError, TypeError, AttributeError):
             raise DomainError("invalid_request",
-                              f"networks entry {entry!r} is not an IPv4 or IPv6 network",
+                              f"networks entry {shown(entry)!r} is not an IPv4 or IPv6 network",
                               param=f"networks[{index}]",
-                              details={"entry": entry, "index": index}) from None
+                              details={"entry": shown(entry), "index": index}) from None
     ordered = sorted(found, key=lambda n: (n.version, int(n.network_address), n.prefixlen))
     return [str(network) for network in ordered]

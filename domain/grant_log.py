@@ -8,10 +8,10 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import DomainError
 from domain.ids import stream_uuid
+from domain.reasons import MIN_REASON_CHARS, reason_text
 
 MAX_GRANT_MICROS = 1_000 * 1_000_000
 MAX_DAILY_GRANTS_MICROS = 5_000 * 1_000_000
-MIN_REASON_CHARS = 10
 WINDOW = timedelta(hours=24)
 
 
@@ -54,9 +54,7 @@ class GrantLog(Aggregate):
 
 
 def check_grant(amount: object, reason: object) -> None:
-    if not isinstance(reason, str) or len(reason.strip()) < MIN_REASON_CHARS:
-        raise DomainError("invalid_request", "reason must have at least 10 characters",
-                          param="reason")
+    reason_text(reason)
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
         raise DomainError("invalid_request", "amount_micros must be a positive integer",
                           param="amount_micros")

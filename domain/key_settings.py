@@ -52,6 +52,15 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def shown(entry: object) -> object:
+    """A refused entry as an error echoes it: as it was when short, else its first 100
+    characters (the caller chose its length, so the echo is bounded)."""
+    if isinstance(entry, int | float | bool) or entry is None:
+        return entry
+    text = entry if isinstance(entry, str) else repr(entry)
+    return text if len(text) <= 100 else text[:100] + "..."
+
+
 def _string_list(value: object, field: str, limit: int) -> list:
     if not isinstance(value, list):
         raise _invalid(f"{field} must be a list", field)
@@ -128,8 +137,9 @@ def ip_allowlist(value: object) -> list[str]:
             network = parse_network(entry)
         except (ValueError, TypeError, AttributeError):
             raise DomainError("invalid_ip_allowlist",
-                              f"ip_allowlist entry {entry!r} is not an IP address or CIDR",
-                              param="ip_allowlist", details={"entry": entry}) from None
+                              f"ip_allowlist entry {shown(entry)!r} is not an IP address or "
+                              "CIDR", param="ip_allowlist",
+                              details={"entry": shown(entry)}) from None
         # A single host is shown as the address it is, a range in CIDR form.
         full = network.prefixlen == network.max_prefixlen
         out.append(str(network.network_address) if full else str(network))
@@ -147,9 +157,9 @@ def referrer_allowlist(value: object) -> list[str]:
         # (``*.com``) would admit a whole top-level domain, one over an IP nothing.
         if host is None or (wildcard and ("." not in host or _is_ip(host))):
             raise DomainError("invalid_referrer_allowlist",
-                              f"referrer_allowlist entry {entry!r} is not a host name or "
-                              "*.domain wildcard", param="referrer_allowlist",
-                              details={"entry": entry})
+                              f"referrer_allowlist entry {shown(entry)!r} is not a host name "
+                              "or *.domain wildcard", param="referrer_allowlist",
+                              details={"entry": shown(entry)})
         out.append("*." + host if wildcard else host)
     return list(dict.fromkeys(out))
 

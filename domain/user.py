@@ -9,9 +9,9 @@ from eventsourcing.domain import Aggregate, event
 from domain.errors import DomainError
 from domain.ids import stream_uuid
 from domain.permissions import CUSTOMER_ROLES, GRANTABLE, ROLES, STAFF_ROLES
+from domain.reasons import reason_text
 
 GRANTABLE_PERMISSIONS = GRANTABLE
-MIN_REASON_CHARS = 10
 DEFAULT_TOKEN_DAYS = 30
 MAX_TOKEN_DAYS = 90
 
@@ -110,7 +110,7 @@ class User(Aggregate):
     # -- commands: checked, and silent (no event) when nothing would change ---------------
     def change_role(self, role: object, reason: object, actor: str) -> bool:
         check_role(role)
-        check_reason(reason)
+        reason_text(reason)
         self._check_active()
         if role == self.role:
             return False
@@ -119,7 +119,7 @@ class User(Aggregate):
 
     def grant(self, permission: object, reason: object, actor: str) -> bool:
         check_permission(permission)
-        check_reason(reason)
+        reason_text(reason)
         self._check_active()
         if permission in self.permissions:
             return False
@@ -128,7 +128,7 @@ class User(Aggregate):
 
     def revoke_permission(self, permission: object, reason: object, actor: str) -> bool:
         check_permission(permission)
-        check_reason(reason)
+        reason_text(reason)
         self._check_active()
         if permission not in self.permissions:
             return False
@@ -136,7 +136,7 @@ class User(Aggregate):
         return True
 
     def deactivate(self, reason: object, actor: str) -> bool:
-        check_reason(reason)
+        reason_text(reason)
         if not self.active:
             return False
         self._deactivate(reason.strip(), actor)  # type: ignore[union-attr]
@@ -247,12 +247,6 @@ def check_permission(permission: object) -> None:
     if permission not in GRANTABLE_PERMISSIONS:
         raise DomainError("invalid_request", "permission must be one of "
                           f"{', '.join(GRANTABLE_PERMISSIONS)}", param="permission")
-
-
-def check_reason(reason: object) -> None:
-    if not isinstance(reason, str) or len(reason.strip()) < MIN_REASON_CHARS:
-        raise DomainError("invalid_request", "reason must have at least 10 characters",
-                          param="reason")
 
 
 def check_authority(actor_role: str, target_role: str, new_role: str) -> None:

@@ -13,13 +13,13 @@ from datetime import timedelta
 
 from litestar.connection import ASGIConnection
 
-from application import security_events
-from application.access import model_allowed
+from application.access import check_model_allowed
 from application.feed import recorded_at
 from application.principals import KeyPrincipal
 from domain.errors import DomainError
 from domain.rate_limits import profile_for
 from entrypoints.http.context import key_scope, parse_json, read_body
+from entrypoints.http.idempotent import idempotency_key
 from entrypoints.http.limits import RATE_HEADERS, RATE_LEASE
 
 _MESSAGES = {"rate_limit_exceeded": "this key is over its rate limit; retry after the "
@@ -59,10 +59,8 @@ async def _model_first(connection: ASGIConnection, principal: KeyPrincipal) -> N
         return
     body = parse_json(await read_body(connection))  # type: ignore[arg-type]
     model = body.get("model") if isinstance(body, dict) else None
-    if isinstance(model, str) and not model_allowed(principal.key, model):
-        security_events.report_misuse(principal.key, "model_not_allowed")  # 11.3
-        raise DomainError("model_not_allowed", "this key may not use that model",
-                          param="model")
+    if isinstance(model, str):
+        check_model_allowed(principal.key, model)
 
 
 async def admit(connection: ASGIConnection, principal: KeyPrincipal) -> None:
@@ -80,7 +78,7 @@ async def admit(connection: ASGIConnection, principal: KeyPrincipal) -> None:
     # admin may raise them), so they apply as stored; on a restricted account they may only
     # lower the restricted profile, else a key set before the restriction would escape it.
     await _model_first(connection, principal)
-    idem = connection.headers.get("idempotency-key")
+    idem = idempotency_key(connection)  # type: ignore[arg-type]  # bounded, or 400
     if idem is not None and await asyncio.to_thread(gw.idempotency.counted,
                                                     key_scope(principal), idem):
         return  # a retry of a request already counted: replayed or refused, not re-counted

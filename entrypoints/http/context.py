@@ -65,16 +65,20 @@ def credential(request: Request, allow_x_api_key: bool) -> str | None:
     if "key" in query or "api_key" in query:
         raise DomainError("credentials_in_url",
                           "credentials must be sent in a header, never in the URL")
-    bearer = None
-    authorization = request.headers.get("authorization")
-    if authorization is not None:
-        scheme, _, value = authorization.partition(" ")
-        bearer = value.strip() if scheme.lower() == "bearer" else authorization.strip()
+    bearer = bearer_of(request.headers.get("authorization"))
     api_key = request.headers.get("x-api-key") if allow_x_api_key else None
     if bearer and api_key and bearer != api_key:
         raise DomainError("ambiguous_credentials",
                           "Authorization and x-api-key carry different credentials")
     return bearer or api_key
+
+
+def bearer_of(authorization: str | None) -> str | None:
+    """The credential of an Authorization header (``Bearer <key>``, or the bare value)."""
+    if authorization is None:
+        return None
+    scheme, _, value = authorization.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else authorization.strip()
 
 
 async def read_body(request: Request, limit: int = BODY_LIMIT) -> bytes:

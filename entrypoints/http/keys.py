@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from litestar import Request, Response, delete, get, patch, post
@@ -86,8 +86,6 @@ def _check_creation_rate(gw, principal: KeyPrincipal) -> None:
     recent = gw.access_queries.creations_since(principal.account_id, "key:",
                                                recorded_at(now - timedelta(hours=1)))
     if len(recent) >= CREATIONS_PER_HOUR:
-        from datetime import datetime
-
         oldest = datetime.fromisoformat(recent[0].replace("Z", "+00:00"))
         wait = max(1, int((oldest + timedelta(hours=1) - now).total_seconds()) + 1)
         refusal = DomainError("rate_limit_exceeded",
@@ -113,7 +111,7 @@ async def get_key(request: Request, key_id: str) -> Response:
 @patch("/v1/keys/{key_id:str}", guards=[key("keys:write")])
 async def update_key(request: Request, key_id: str) -> Response:
     def run(gw, principal: KeyPrincipal, body: dict) -> dict:
-        own_key(gw, principal, key_id)
+        # Another account's key is 404 inside update_key (account_id), as an unknown one.
         wanted = body.get("scopes")
         if isinstance(wanted, list) and not grantable_by(principal.key.scopes, wanted):
             raise DomainError("insufficient_scope", "a key cannot grant scopes beyond its own",

@@ -20,6 +20,7 @@ from domain.client_address import client_ip
 from domain.ids import new_id
 from domain.key_format import credential_kind
 from domain.rate_limit_clients import in_networks, parse_networks
+from entrypoints.http.context import bearer_of
 from entrypoints.http.errors import error_body
 
 RATE_HEADERS = "rate_headers"
@@ -43,14 +44,13 @@ def datacenter_ranges():
 
 def _presented(scope: Scope) -> str | None:
     """The credential as the guard will read it (Bearer, else x-api-key), without checks."""
-    bearer = api_key = None
+    authorization = api_key = None
     for name, value in scope["headers"]:
         if name == b"authorization":
-            scheme, _, rest = value.decode("latin-1").partition(" ")
-            bearer = rest.strip() if scheme.lower() == "bearer" else value.decode("latin-1")
+            authorization = value.decode("latin-1")
         elif name == b"x-api-key":
-            api_key = value.decode("latin-1").strip()
-    return bearer or api_key
+            api_key = value.decode("latin-1")
+    return bearer_of(authorization) or api_key
 
 
 def limits_middleware(app: ASGIApp, limiter: RateLimiter, security: SecurityRecorder) -> ASGIApp:

@@ -253,3 +253,12 @@ def test_expire_records_once_and_only_when_due_and_not_revoked():
     revoked = key(expires_at=at)
     revoked.revoke("leaked", "usr_1")
     assert not revoked.expire(NOW)
+
+
+@pytest.mark.parametrize("field", ["ip_allowlist", "referrer_allowlist"])
+def test_a_refused_entry_is_echoed_at_most_100_characters(field):
+    huge = "x" * 10_000
+    with pytest.raises(DomainError) as error:
+        key_settings.validate_patch({field: [huge]}, now=NOW, allowed_scopes=SCOPES)
+    assert len(error.value.message) < 300
+    assert error.value.details["entry"] == "x" * 100 + "..."
