@@ -60,7 +60,8 @@ class AnonymousInference:
         """Serve one anonymous request; 401 ``missing_api_key`` unless the model is free."""
         if not is_free_model(chat.model):
             raise missing_key()
-        offers = self.inference.resolve(chat.model, ANONYMOUS)
+        resolution = self.inference.resolve(chat, ANONYMOUS)
+        offers = resolution.offers
         if any(not offer.prices.is_free for offer in offers):
             raise missing_key()  # a ":free" name with a price is not free
         _, limits, estimated_input = size_hold(chat, offers)
@@ -70,7 +71,8 @@ class AnonymousInference:
         aggregate = InferenceRequest(
             request_id=request_id, account_id=ANONYMOUS.account_id,
             key_id=ANONYMOUS.key.key_id, endpoint=ENDPOINTS[chat.format],
-            requested_model=chat.model, candidate_models=[chat.model], price_snapshot={},
+            requested_model=resolution.requested, candidate_models=resolution.models,
+            price_snapshot={},
             estimated_input_tokens=estimated_input, output_limit=max(limits),
             hold_micros=0, reserved_by_pool=pools.empty(), stream=chat.stream)
         call = Call(request_id, chat, ANONYMOUS, offers, limits, aggregate, started,

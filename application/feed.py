@@ -24,7 +24,8 @@ CONTEXTS = ("accounts", "access", "requests", "catalog")
 # Catalogue names (11, "Event catalogue") where the class name differs.
 _AGGREGATE_NAMES = {"InferenceRequest": "Request"}
 _STREAM_TYPES = {"InferenceRequest": "request", "ApiKey": "key", "GrantLog": "grant_log",
-                 "OwnerBootstrap": "owner_bootstrap", "OwnerRoster": "owner_roster"}
+                 "OwnerBootstrap": "owner_bootstrap", "OwnerRoster": "owner_roster",
+                 "ProviderListing": "provider_listing"}
 # The library's own bookkeeping (originator_topic names the aggregate class on creation)
 # is not event data.
 _SKIP = ("originator_id", "originator_version", "timestamp", "class_version",

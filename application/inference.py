@@ -13,10 +13,11 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import replace
 
 from eventsourcing.persistence import IntegrityError
 
-from application.catalog import CatalogView, Offer
+from application.catalog_view import CatalogView, Offer
 from application.chat_request import ChatRequest
 from application.crashpoints import crash_point
 from application.dispatch import Dispatcher
@@ -26,10 +27,11 @@ from application.inference_call import REQUEST_CAP_S, Call, InferenceResponse
 from application.ports import Clock, HoldStore, HoldStoreUnavailable, ProviderClient
 from application.principals import KeyPrincipal
 from application.reserve import Reserver, size_hold
-from application.resolve import resolve_offers
+from application.resolve import Resolution, Resolver
+from application.routing_request import fallback_models, needs_of, preferences_of
 from application.settle import Settler
 from domain.errors import DomainError
-from domain.hold_sizing import estimate_request_input_tokens
+from domain.hold_sizing import estimate_request_input_tokens, output_limit
 from domain.inference_request import InferenceRequest
 
 log = logging.getLogger("gatewayz.inference")
@@ -71,8 +73,10 @@ class InferenceService:
     def __init__(self, catalog: CatalogView, holds: HoldStore, writer: GroupCommitWriter,
                  load_account: Callable[[str], object], clients: dict[str, ProviderClient],
                  credentials: Callable[[str], str], clock: Clock, worker_id: str = "",
-                 request_cap_s: float = REQUEST_CAP_S) -> None:
+                 request_cap_s: float = REQUEST_CAP_S, resolver: Resolver | None = None,
+                 health: object = None) -> None:
         self.catalog = catalog
+        self.resolver = resolver or Resolver(catalog)
         self.holds = holds
         self.writer = writer
         self.clients = clients  # the dispatcher reads this dict: tests swap a fake port in
@@ -80,16 +84,25 @@ class InferenceService:
         self.request_cap_s = request_cap_s
         self.reserver = Reserver(holds, load_account, clock, worker_id)
         self.settler = Settler(writer)
-        self.dispatcher = Dispatcher(clients, credentials, self.settler)
+        self.dispatcher = Dispatcher(clients, credentials, self.settler, health)
 
-    def resolve(self, model: str, principal: KeyPrincipal) -> list[Offer]:
-        return resolve_offers(self.catalog, model, principal)
+    def resolve(self, chat: ChatRequest, principal: KeyPrincipal) -> Resolution:
+        """The request's model string, provider preferences and fallback list, to offers."""
+        body = chat.body
+        estimated = estimate_request_input_tokens(body) if chat.format != "embeddings" else 0
+        needs = needs_of(body, estimated, output_limit(body, None) if chat.format !=
+                         "embeddings" else 0)
+        return self.resolver.resolve(chat.model, principal, needs, preferences_of(body),
+                                     fallback_models(body), body)
 
     async def chat(self, request_id: str, chat: ChatRequest, principal: KeyPrincipal,
                    command_id: str | None = None) -> InferenceResponse:
         """Serve one chat request. ``command_id`` (derived from an Idempotency-Key) names the
         request in the event store, so a duplicate cannot place a second hold."""
-        offers = self.resolve(chat.model, principal)
+        resolution = self.resolve(chat, principal)
+        offers = resolution.offers
+        if chat.model != resolution.models[0]:  # the canonical id answers (2.1)
+            chat = replace(chat, model=resolution.models[0])
         hold, limits, estimated_input = size_hold(chat, offers)
         # Translation errors are the client's and come before any hold (9.11); an offer
         # whose format cannot carry the request is skipped (a routing constraint, 9.10).
@@ -103,15 +116,16 @@ class InferenceService:
         reserved = await self.reserver.reserve(account_id, request_id, hold)
         aggregate = InferenceRequest(
             request_id=request_id, account_id=account_id, key_id=principal.key.key_id,
-            endpoint=ENDPOINTS[chat.format], requested_model=chat.model,
-            candidate_models=[chat.model],
+            endpoint=ENDPOINTS[chat.format], requested_model=resolution.requested,
+            candidate_models=list(resolution.models),
             price_snapshot={o.provider.slug: o.prices.to_json() for o in offers},
             estimated_input_tokens=estimated_input, output_limit=max(limits),
             hold_micros=hold, reserved_by_pool=reserved, stream=chat.stream,
             worker_id=self.worker_id)
         await self._record_hold(aggregate, command_id is not None)
         call = Call(request_id, chat, principal, offers, limits, aggregate, started,
-                    started + self.request_cap_s, [prepared for _, prepared in usable])
+                    started + self.request_cap_s, [prepared for _, prepared in usable],
+                    resolution=resolution)
         try:
             return await self.dispatcher.dispatch(call)
         except BaseException:
@@ -123,7 +137,7 @@ class InferenceService:
     async def count_tokens(self, chat: ChatRequest, principal: KeyPrincipal) -> tuple[int, bool]:
         """(input tokens, exact) for an Anthropic request: counted by the first Anthropic
         upstream that can, else the gateway's own (high) estimate. Never billed (9.6)."""
-        offers = self.resolve(chat.model, principal)
+        offers = self.resolve(chat, principal).offers
         for offer in offers:
             if offer.provider.protocol != "anthropic":
                 continue

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from application.catalog import Offer
+from application.catalog_view import Offer
 from application.chat_request import ChatRequest
 from application.principals import KeyPrincipal
 from domain.inference_request import InferenceRequest
@@ -48,8 +49,15 @@ class Call:
     deadline: float  # time.monotonic() by which the whole request must be over
     prepared: list = field(default_factory=list)  # exchange.Prepared per offer, in order
     attempts: list[Attempt] = field(default_factory=list)
+    resolution: Any = None  # resolve.Resolution: router and route target for the headers
     charged: int = 0  # micros, once settled
     read_ms: int = 0  # reading a JSON answer's body: provider time, not the gateway's
+
+    def chat_for(self, offer: Offer) -> ChatRequest:
+        """The request as the offer's model answers it: a fallback model (2.9) names itself."""
+        if offer.model_id == self.chat.model:
+            return self.chat
+        return replace(self.chat, model=offer.model_id)
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import quote
 
-from application.catalog import Offer
+from application.catalog_view import Offer
 from application.crashpoints import crash_point
 from application.exchange import Prepared
 from application.inference_call import Call, InferenceResponse, ms_since
@@ -59,7 +59,7 @@ class Relay:
 
     async def relay(self, call: Call, offer: Offer, upstream: Any,
                     prepared: Prepared) -> AsyncIterator[bytes]:
-        meter = prepared.exchange.meter(call.chat, call.request_id)
+        meter = prepared.exchange.meter(call.chat_for(offer), call.request_id)
         # A meter that knows its stream's state (Responses' sequence numbers) ends it itself.
         error_event = getattr(meter, "error_event", None) or prepared.exchange.error_event
         ttfb = 0
@@ -162,10 +162,15 @@ def response_headers(call: Call, offer: Offer, upstream: Any,
                      prepared: Prepared) -> dict[str, str]:
     """The inference headers of 9.9 known before the first byte."""
     provider_ms = sum(a.latency_ms for a in call.attempts) + call.read_ms
-    headers = {"x-gatewayz-provider": offer.provider.slug, "x-gatewayz-model": call.chat.model,
+    headers = {"x-gatewayz-provider": offer.provider.slug, "x-gatewayz-model": offer.model_id,
                "x-gatewayz-attempts": str(len(call.attempts)),
                # 9.9: the gateway's own time so far, the provider's excluded.
                "x-gatewayz-overhead-ms": str(max(0, ms_since(call.started) - provider_ms))}
+    resolution = call.resolution
+    if resolution is not None and resolution.router:
+        headers["x-gatewayz-router"] = resolution.router
+    if resolution is not None and resolution.route_target:
+        headers["x-gatewayz-route-target"] = resolution.route_target
     if prepared.dropped:
         headers["x-gatewayz-dropped-params"] = param_list(prepared.dropped)
     if prepared.adjusted:

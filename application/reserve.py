@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from application.catalog import Offer
+from application.catalog_view import Offer
 from application.chat_request import ChatRequest
 from application.ports import Clock, HoldStore, HoldStoreUnavailable
 from domain.errors import DomainError

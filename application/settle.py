@@ -30,7 +30,7 @@ class Settler:
         cost = cost_micros(offer.prices, usage)
         charged = call.charged = min(cost, aggregate.hold_micros)
         aggregate.settle(
-            provider=offer.provider.slug, served_model=call.chat.model,
+            provider=offer.provider.slug, served_model=offer.model_id,
             attempts=[a.as_dict() for a in call.attempts],
             tokens=_tokens(usage),
             token_source=source + "_clamped" if usage.clamped else source,

@@ -77,6 +77,14 @@ class Failures:
     def __init__(self) -> None:
         self.kinds: list[str] = []
         self.refusals: list[UpstreamRefusal] = []
+        self.skipped = 0
+        self.soonest: float | None = None  # wall-clock time the first open breaker half-opens
+
+    def circuit_open(self, retry_at: float | None) -> None:
+        """A candidate skipped because its breaker is open (3.3): not an attempt."""
+        if retry_at is not None:
+            self.soonest = retry_at if self.soonest is None else min(self.soonest, retry_at)
+        self.skipped += 1
 
     def timed_out(self) -> None:
         self.kinds.append("timeout")
@@ -93,7 +101,12 @@ class Failures:
         """The void reason recorded on the request: the last attempt's."""
         return "timeout" if self.kinds and self.kinds[-1] == "timeout" else "provider_error"
 
-    def error(self) -> DomainError:
+    def error(self, now: float = 0.0) -> DomainError:
+        if not self.kinds and self.skipped:  # 2.7: every circuit open, nothing tried
+            wait = max(1, math.ceil((self.soonest or now + 1) - now)) if now else 1
+            return UpstreamRefusal(503, "no_provider_available",
+                                   "every provider of this model is unavailable (circuit "
+                                   f"open); retry after {wait} s", retry_after=wait)
         if self.kinds and all(k == "429" for k in self.kinds):
             wait = max((r.retry_after or 1 for r in self.refusals), default=1)
             return UpstreamRefusal(429, "rate_limit_exceeded",

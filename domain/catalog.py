@@ -44,9 +44,25 @@ class Provider(Aggregate):
     def enable(self, actor: str) -> None:
         self.enabled = True
 
+    class Configured(Aggregate.Event):
+        changes: dict  # field -> new value, for the fields of PATCH /admin/providers/{slug}
+        actor: str
+
+    class CredentialRotated(Aggregate.Event):
+        credential_last4: str
+        actor: str
+
     @event(Disabled)
     def disable(self, reason: str, actor: str) -> None:
         self.enabled = False
+
+    @event(Configured)
+    def configure(self, changes: dict, actor: str) -> None:
+        pass
+
+    @event(CredentialRotated)
+    def rotate_credential(self, credential_last4: str, actor: str) -> None:
+        pass
 
 
 class Model(Aggregate):
@@ -61,6 +77,21 @@ class Model(Aggregate):
         effective_at: str
         actor: str
 
+    class Described(Aggregate.Event):
+        """Metadata an admin set by hand (5.3); sync never overwrites it."""
+
+        fields: dict
+        actor: str
+
+    class RoutingSet(Aggregate.Event):
+        providers: list  # admin override of the candidate providers, in order (2.4)
+        strategy: str | None
+        actor: str
+
+    class ScoresSet(Aggregate.Event):
+        scores: dict  # category -> integer 0..100 (3.5)
+        actor: str
+
     @staticmethod
     def create_id(model_id: str, **_: object):
         return stream_uuid(f"model:{model_id}")
@@ -73,3 +104,48 @@ class Model(Aggregate):
     def set_price(self, provider: str, prices: dict, native_model_id: str,
                   max_output_tokens: int | None, effective_at: str, actor: str) -> None:
         pass
+
+    @event(Described)
+    def describe(self, fields: dict, actor: str) -> None:
+        pass
+
+    @event(RoutingSet)
+    def set_routing(self, providers: list, strategy: str | None, actor: str) -> None:
+        pass
+
+    @event(ScoresSet)
+    def set_scores(self, scores: dict, actor: str) -> None:
+        pass
+
+
+class Alias(Aggregate):
+    """One entry of the admin alias table (2.2): a name that reads as a canonical id."""
+
+    class Set(Aggregate.Created):
+        alias: str
+        target: str
+        actor: str
+
+    class Retargeted(Aggregate.Event):
+        target: str
+        actor: str
+
+    class Removed(Aggregate.Event):
+        actor: str
+
+    @staticmethod
+    def create_id(alias: str, **_: object):
+        return stream_uuid(f"alias:{alias}")
+
+    @event(Set)
+    def __init__(self, alias: str, target: str, actor: str) -> None:
+        self.alias = alias
+        self.target: str | None = target
+
+    @event(Retargeted)
+    def retarget(self, target: str, actor: str) -> None:
+        self.target = target
+
+    @event(Removed)
+    def remove(self, actor: str) -> None:
+        self.target = None

@@ -25,7 +25,9 @@ from adapters.workers import LocalWorkerRegistry, RedisWorkerRegistry, SqlWorker
 from application.access import AccessService
 from application.accounts import AccountService
 from application.anonymous import AnonymousInference
-from application.catalog import CatalogService, CatalogView
+from application.catalog import CatalogService
+from application.catalog_listing import Listing
+from application.catalog_view import CatalogView
 from application.crashpoints import crash_point
 from application.erasure import ErasureService
 from application.event_stores import EventStores
@@ -38,6 +40,7 @@ from application.security_events import SecurityRecorder
 from application.staff import StaffService
 from entrypoints.maintenance import Maintenance
 from entrypoints.rate_limits import RateLimits
+from entrypoints.routing import Routing, catalog_seed
 from projections.access import AccessQueries
 from projections.audit_checkpoints import AuditCheckpoints
 from projections.balances import BalanceQueries
@@ -122,7 +125,15 @@ class Gateway:
         self.ledger = LedgerQueries(self.db)
         self.access_queries = AccessQueries(self.db)
         self.usage = UsageQueries(self.db)
-        self.catalog_view = CatalogView(CatalogQueries(self.db))
+        catalog_queries = CatalogQueries(self.db)
+        self.catalog_view = CatalogView(catalog_queries, catalog_seed())
+        self.listing = Listing(catalog_queries.listed)
+        self.routing = Routing(self.catalog_view, self.stores.catalog, settings.redis_url,
+                               settings.redis_prefix,
+                               lambda context, position: self.projector.wait_for(context,
+                                                                                 position))
+        self.health_status = self.routing.model_status  # /v1/models health_status
+        self.provider_status = self.routing.provider_status
         self.idempotency = SqlIdempotencyStore(self.db, worker_id=self.workers.worker_id,
                                                worker_alive=self.workers.alive,
                                                clock=self.clock)
@@ -146,7 +157,9 @@ class Gateway:
         # Security events (11.3): client IPs under the master key, as no account owns them.
         self.security = SecurityRecorder(self.stores.access, box, self.clock, pepper,
                                          self.access_queries.key_by_hash)
-        self.catalog = CatalogService(self.stores, self.vault, self.clock, wait)
+        self.catalog = CatalogService(self.stores, self.vault, self.clock, wait,
+                                      self.catalog_view)
+        self.routing.attach(self, catalog_queries, wait)
         self.responses = ResponsesService(SqlResponseStore(self.db, self.data_keys,
                                                            self.clock), self.clock)
         # No wake per commit: the projector polls, so its work batches up off the hot path.
@@ -155,7 +168,8 @@ class Gateway:
         self.inference = InferenceService(
             self.catalog_view, self.holds, self.writer, self.reconciler.load_account,
             {"http": self.http_client, "echo": EchoClient()}, self.vault.get, self.clock,
-            worker_id=self.workers.worker_id)
+            worker_id=self.workers.worker_id, resolver=self.routing.resolver,
+            health=self.routing.health)
         self.anonymous = AnonymousInference(self.inference)  # free models, no key (1.11)
         self.rate_limits = RateLimits(settings.redis_url, settings.redis_prefix, self.db)
         self.limiter = self.rate_limits.limiter
@@ -265,6 +279,7 @@ class Gateway:
         self._closed = True
         self.security.close()  # first: its last counts reach the store before it closes
         self.writer.close()
+        self.routing.stop()
         self.projector.stop()  # first: one projector at a time in this process
         if self.settings.run_projector and self._started:
             try:  # 11.7: a checkpoint at shutdown covers the last entries

@@ -30,7 +30,11 @@ TABLES = {
     "accounts": ("accounts",), "balances": ("balances", "holds", "ledger_lines"),
     "usage": ("requests",), "access": ("api_keys", "key_secrets", "users", "staff_tokens",
                                            "gateway_config"),
-    "catalog": ("providers", "model_prices", "catalog_models"), "security": ("security_events",),
+    "catalog": ("providers", "model_prices", "catalog_models", "model_metadata",
+                "model_aliases", "account_routes"),
+    "catalog_sync": ("synced_models", "catalog_sync_status"),
+    "incidents": ("incidents", "incident_notes", "incident_severity_history"),
+    "security": ("security_events",),
     "as_of_clock": ("as_of_clock", "balance_flags"), "audit_keys": ("audit_signing_keys",),
     "journal": ("journal_postings", "journal_requests"),
 }

@@ -47,12 +47,15 @@ def all_projections() -> list[Projection]:
     from projections.as_of import AsOfClock
     from projections.audit_keys import AuditKeysProjection
     from projections.audit_trail import AuditTrailProjection
+    from projections.catalog_sync import CatalogSyncProjection
+    from projections.incidents import IncidentsProjection
     from projections.journal import JournalProjection
     from projections.security import SecurityProjection
 
     # The audit trail comes last: it names targets from the stream index the others fill.
     return [AsOfClock(), AccountsProjection(), BalancesProjection(), UsageProjection(),
-            AccessProjection(), CatalogProjection(), SecurityProjection(), JournalProjection(),
+            AccessProjection(), CatalogProjection(), CatalogSyncProjection(),
+            IncidentsProjection(), SecurityProjection(), JournalProjection(),
             AuditKeysProjection(), AuditTrailProjection()]
 
 

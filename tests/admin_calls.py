@@ -56,5 +56,5 @@ class AdminCalls:
         response = self.admin("PUT", f"/admin/models/{model_id}/prices",
                               json={"provider": provider,
                                     "prices": {"input": input_price, "output": output_price},
-                                    **extra})
+                                    "context_length": 128_000, **extra})
         assert response.status_code == 200, response.text

@@ -173,17 +173,26 @@ async def register_provider(request: Request) -> Response:
 
 
 @put("/admin/models/{model_path:path}")
-async def set_prices(request: Request, model_path: str) -> Response:
-    # Model ids contain "/", so the route takes the rest of the path and reads the verb.
+async def set_model(request: Request, model_path: str) -> Response:
+    # Model ids contain "/", so the route takes the rest of the path and reads the verb:
+    # prices (6.2), routing (2.4, 2.6) or scores (3.5).
     model_id, _, verb = model_path.strip("/").rpartition("/")
-    if verb != "prices" or not model_id:
-
+    if verb not in ("prices", "routing", "scores") or not model_id:
         raise DomainError("not_found", "no such route")
 
     def run(gw, body, actor, command_id):
-        gw.catalog.set_prices(model_id, body, actor)
-        return {"model": model_id, "object": "model_price", "provider": body.get("provider"),
-                "prices": body.get("prices")}
+        if verb == "routing":
+            result = {"object": "model_routing", **gw.catalog.models.set_routing(
+                model_id, body, actor)}
+        elif verb == "scores":
+            result = {"object": "model_scores", **gw.catalog.models.set_scores(
+                model_id, body, actor)}
+        else:
+            canonical = gw.catalog.models.set_prices(model_id, body, actor)
+            result = {"model": canonical, "object": "model_price",
+                      "provider": body.get("provider"), "prices": body.get("prices")}
+        gw.catalog_view.refresh()
+        return result
 
     return await _command(request, run)
 

@@ -60,7 +60,8 @@ async def _model_first(connection: ASGIConnection, principal: KeyPrincipal) -> N
     body = parse_json(await read_body(connection))  # type: ignore[arg-type]
     model = body.get("model") if isinstance(body, dict) else None
     if isinstance(model, str):
-        check_model_allowed(principal.key, model)
+        gw = connection.app.state.gateway
+        check_model_allowed(principal.key, gw.inference.resolver.canonical(model))
 
 
 async def admit(connection: ASGIConnection, principal: KeyPrincipal) -> None:

@@ -8,8 +8,11 @@ from litestar.exceptions import HTTPException
 from domain.errors import DomainError
 from entrypoints.http import (
     admin,
+    admin_catalog,
     admin_erase,
+    admin_incidents,
     admin_limits,
+    admin_sync,
     admin_users,
     audit,
     finance,
@@ -19,7 +22,9 @@ from entrypoints.http import (
     messages,
     models,
     responses,
+    routes,
     self_service,
+    status,
 )
 from entrypoints.http.audit_security import list_security_events
 from entrypoints.http.context import BODY_LIMIT, READ_SLACK, request_id_middleware
@@ -53,10 +58,10 @@ def _admin_routes() -> Router:
     return Router(path="/", guards=[staff("admin")], route_handlers=[
         admin.open_account, admin.issue_key, admin.account_keys, admin.get_key,
         admin.rotate_key, admin.revoke_key,
-        admin.grant_credits, admin.register_provider, admin.set_prices,
+        admin.grant_credits, admin.register_provider, admin.set_model, *admin_catalog.ROUTES,
         admin.request_record, admin.verify_holds, admin_erase.erase_account,
         audit.write_checkpoint, audit.rotate_signing_key, *admin_users.ROUTES,
-        *admin_limits.ROUTES,
+        *admin_limits.ROUTES, *admin_sync.ROUTES, *admin_incidents.ROUTES,
     ])
 
 
@@ -74,14 +79,14 @@ def create_litestar(gateway) -> Litestar:
             messages.messages, responses.create_response, responses.get_response,
             responses.delete_response,
             messages.count_tokens,
-            models.list_models, models.get_model,
+            models.list_models, models.get_model, models.list_providers,
             self_service.own_balance, self_service.own_ledger, self_service.own_limits,
-            *keys.ROUTES,
+            *keys.ROUTES, *routes.ROUTES,
             _admin_routes(), _finance_routes(),
             audit.events, audit.stream, audit.entries, audit.entry, audit.checkpoints,
             audit.checkpoint, audit.public_keys, audit.projections, audit.event_schemas,
             audit.verify, list_security_events,
-            health.health, health.health_ready,
+            health.health, health.health_ready, *status.ROUTES,
         ],
         exception_handlers={
             DomainError: domain_error_handler,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,31 +13,30 @@ from litestar import Request, Response, get
 
 from application import envelope
 from application.access import model_allowed
-from application.catalog import BUILTIN_PROVIDER, ECHO_MODEL, Offer
+from application.catalog_listing import (
+    CAPABILITIES,
+    FILTERS,
+    Card,
+    page_limit,
+    search,
+    with_status,
+)
+from application.catalog_view import BUILTIN_PROVIDER, ECHO_MODEL
 from application.envelope import Actor
 from application.principals import KeyPrincipal
+from application.resolve import not_found_error
 from domain.errors import DomainError
 from domain.pricing import Prices
 from entrypoints.http.auth import gateway, origin
 from entrypoints.http.context import credential, json_response
 from entrypoints.http.limits import AUTHENTICATED
-from projections.catalog import CatalogQueries
 
 PERMISSION = "models:read"  # named in security events of a refused key; never required
-PAGE_DEFAULT, PAGE_MAX = 20, 1000
+PAGE_DEFAULT = 20  # the Anthropic shape's page (9.5); the OpenAI shape's is 1,000 (5.5)
 # The built-in model ships with the gateway and is never listed by an event: its `created`
 # is the release that introduced it, a fixed instant rather than a made-up 0.
 ECHO_LISTED_AT = "2026-11-26T00:00:00.000000Z"
 ECHO_PRICES = Prices.from_json({"input": "0", "output": "0"})
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    model_id: str
-    listed_at: str  # the event time format of application/feed.py, which is RFC 3339
-    pricing: dict[str, str]
-    providers: list[str]
-    max_output_tokens: int | None
 
 
 def optional_key(request: Request) -> KeyPrincipal | None:
@@ -66,88 +64,100 @@ def _sees_echo(principal: KeyPrincipal | None) -> bool:
     return principal is not None and principal.key.environment == "test"
 
 
-def _echo_entry() -> ModelEntry:
-    return ModelEntry(ECHO_MODEL, ECHO_LISTED_AT, ECHO_PRICES.to_json(), [BUILTIN_PROVIDER],
-                      None)
+def _echo() -> dict[str, Any]:
+    return {"id": ECHO_MODEL, "object": "model", "created": ECHO_LISTED_AT,
+            "owned_by": "gatewayz", "name": "Gatewayz echo", "context_length": 1_000_000,
+            "max_output_tokens": None, "modalities": {"input": ["text"], "output": ["text"]},
+            "capabilities": {c: c == "streaming" for c in CAPABILITIES},
+            "pricing": {**ECHO_PRICES.to_json(), "source": "free"},
+            "providers": [{"slug": BUILTIN_PROVIDER, "native_id": ECHO_MODEL, "region": None,
+                           "pricing": {**ECHO_PRICES.to_json(), "source": "free"}}],
+            "benchmark_scores": {}, "health_status": "healthy"}
 
 
-def _entry(model_id: str, listed_at: str, offers: list[Offer]) -> ModelEntry:
-    # Cheapest by input + output price; ties keep the routing (priority) order.
-    cheapest = min(offers, key=lambda o: o.prices.input + o.prices.output)
-    # A model can produce as many tokens as its most generous provider allows.
-    limits = [o.max_output_tokens for o in offers if o.max_output_tokens is not None]
-    return ModelEntry(model_id, listed_at, cheapest.prices.to_json(),
-                      [o.provider.slug for o in offers], max(limits) if limits else None)
+def _status(gw: Any) -> Callable[[str], str]:
+    board = getattr(gw, "health_status", None)
+    return board if board is not None else (lambda model_id: "healthy")
 
 
-def catalog_entries(gw: Any, principal: KeyPrincipal | None) -> list[ModelEntry]:
-    """Models with at least one enabled provider, sorted by id (blocking: run in a thread)."""
-    listed = CatalogQueries(gw.db).listed()
-    entries = [_echo_entry()] if _sees_echo(principal) else []
-    for model_id in gw.catalog_view.model_ids():
-        offers = gw.catalog_view.offers_for(model_id)
-        # Listing and prices are written by one projection, Listed first; a model without
-        # its listing row is one the projector has not replayed yet (migration 012).
-        if offers and model_id in listed:
-            entries.append(_entry(model_id, listed[model_id], offers))
-    return sorted(entries, key=lambda e: e.model_id)
+def catalog_rows(gw: Any, principal: KeyPrincipal | None,
+                 params: dict[str, str]) -> list[Card | dict[str, Any]]:
+    """Listed models after the 5.5 filters, in the asked order: cached cards (and echo for a
+    test key), turned into JSON only for the page answered (blocking: run in a thread)."""
+    snap = gw.catalog_view.snapshot
+    rows: list[Card | dict[str, Any]] = list(search(gw.listing.cards(snap), params,
+                                                    _status(gw)))
+    if _sees_echo(principal) and not any(k in params for k in FILTERS):
+        rows.append(_echo())
+        if params.get("sort", "id") == "id":
+            rows.sort(key=row_id)
+    return rows
 
 
-def catalog_entry(gw: Any, principal: KeyPrincipal | None, model_id: str) -> ModelEntry:
+def row_id(row: Card | dict[str, Any]) -> str:
+    return row["id"] if isinstance(row, dict) else row.model_id
+
+
+def row_body(gw: Any, row: Card | dict[str, Any]) -> dict[str, Any]:
+    return row if isinstance(row, dict) else with_status(row, _status(gw)(row.model_id))
+
+
+def catalog_models(gw: Any, principal: KeyPrincipal | None,
+                   params: dict[str, str]) -> list[dict[str, Any]]:
+    """Every listed model after the filters, as JSON (the whole list; prefer pages)."""
+    return [row_body(gw, row) for row in catalog_rows(gw, principal, params)]
+
+
+def catalog_model(gw: Any, principal: KeyPrincipal | None, model_id: str) -> dict[str, Any]:
     if model_id == ECHO_MODEL and _sees_echo(principal):
-        return _echo_entry()
-    offers = gw.catalog_view.offers_for(model_id) if model_id != ECHO_MODEL else []
-    listed_at = CatalogQueries(gw.db).listed_at(model_id) if offers else None
-    if listed_at is None:
-        raise DomainError("model_not_found", f"the model {model_id!r} does not exist",
-                          param="model")
-    return _entry(model_id, listed_at, offers)
+        return _echo()
+    snap = gw.catalog_view.snapshot
+    wanted = gw.inference.resolver.canonical(model_id) if len(model_id) <= 256 else model_id
+    card = gw.listing.card(snap, wanted)
+    if card is None:
+        raise not_found_error(model_id)
+    return with_status(card, _status(gw)(card.model_id))
 
 
 def _unix(listed_at: str) -> int:
     return int(datetime.fromisoformat(listed_at).astimezone(UTC).timestamp())
 
 
-def openai_model(entry: ModelEntry, principal: KeyPrincipal | None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": entry.model_id, "object": "model", "created": _unix(entry.listed_at),
-        "owned_by": entry.model_id.split("/", 1)[0],
-        "context_length": None,  # not recorded by the catalog yet: unknown, never guessed
-        "max_output_tokens": entry.max_output_tokens,
-        "pricing": entry.pricing, "providers": entry.providers,
-    }
+def openai_model(model: dict[str, Any], principal: KeyPrincipal | None) -> dict[str, Any]:
+    out = {**model, "created": _unix(model["created"])}
     if principal is not None:
-        out["allowed"] = entry.model_id == ECHO_MODEL or model_allowed(principal.key,
-                                                                       entry.model_id)
+        out["allowed"] = model["id"] == ECHO_MODEL or model_allowed(principal.key, model["id"])
     return out
 
 
-def anthropic_model(entry: ModelEntry) -> dict[str, Any]:
-    return {"type": "model", "id": entry.model_id, "display_name": entry.model_id,
-            "created_at": entry.listed_at}
+def full_view(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """5.5 ``view=full``: one entry per (model, provider), id ``model@provider``."""
+    out = []
+    for model in models:
+        for provider in model["providers"]:
+            out.append({**model, "id": f"{model['id']}@{provider['slug']}",
+                        "model": model["id"], "providers": [provider],
+                        "pricing": provider["pricing"]})
+    return out
 
 
-def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit")
-    if raw is None:
-        return PAGE_DEFAULT
-    if not raw.isdigit() or not 1 <= int(raw) <= PAGE_MAX:
-        raise DomainError("invalid_request", f"limit must be an integer from 1 to {PAGE_MAX}",
-                          param="limit")
-    return int(raw)
+def anthropic_model(model: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "model", "id": model["id"], "display_name": model.get("name") or model["id"],
+            "created_at": model["created"]}
 
 
-def anthropic_page(request: Request, entries: list[ModelEntry]) -> dict[str, Any]:
+def anthropic_page(request: Request, entries: list, body: Callable[[Any], dict[str, Any]]
+                   ) -> dict[str, Any]:
     """Cursor paging over the sorted ids: ``after_id`` gives the ids after it, ``before_id``
     the ``limit`` ids just before it; has_more tells whether more lie in that direction.
     Cursors compare as strings, so an id that has since gone still pages correctly."""
-    limit = _limit(request)
+    limit = page_limit(request.query_params.get("limit"), PAGE_DEFAULT)
     after = request.query_params.get("after_id")
     before = request.query_params.get("before_id")
     if after is not None and before is not None:
         raise DomainError("invalid_request", "after_id and before_id cannot be combined",
                           param="before_id")
-    ids = [e.model_id for e in entries]
+    ids = [row_id(e) for e in entries]
     if before is not None:
         end = bisect_left(ids, before)
         start = max(0, end - limit)
@@ -155,9 +165,9 @@ def anthropic_page(request: Request, entries: list[ModelEntry]) -> dict[str, Any
     else:
         start = bisect_right(ids, after) if after is not None else 0
         page, has_more = entries[start:start + limit], start + limit < len(entries)
-    return {"data": [anthropic_model(e) for e in page], "has_more": has_more,
-            "first_id": page[0].model_id if page else None,
-            "last_id": page[-1].model_id if page else None}
+    return {"data": [anthropic_model(body(e)) for e in page], "has_more": has_more,
+            "first_id": row_id(page[0]) if page else None,
+            "last_id": row_id(page[-1]) if page else None}
 
 
 async def _answer(request: Request,
@@ -170,17 +180,43 @@ async def _answer(request: Request,
     return json_response(await asyncio.to_thread(build, principal, anthropic))
 
 
+def _params(request: Request) -> dict[str, str]:
+    return {k: v for k, v in request.query_params.items()
+            if k in FILTERS or k in ("sort", "view")}
+
+
 @get("/v1/models")
 async def list_models(request: Request) -> Response:
     gw = gateway(request)
 
     def build(principal: KeyPrincipal | None, anthropic: bool) -> dict[str, Any]:
-        entries = catalog_entries(gw, principal)
+        params = _params(request)
+        view = params.pop("view", "default")
+        if view not in ("default", "full"):
+            raise DomainError("invalid_request", "view must be default or full", param="view")
+        rows = catalog_rows(gw, principal, params)
         if anthropic:
-            return anthropic_page(request, entries)
-        return {"object": "list", "data": [openai_model(e, principal) for e in entries]}
+            return anthropic_page(request, rows, lambda row: row_body(gw, row))
+        limit = page_limit(request.query_params.get("limit"))
+        after = request.query_params.get("after")
+        if view == "full":
+            models = full_view([row_body(gw, row) for row in rows])
+            ids = [m["id"] for m in models]
+        else:
+            models, ids = rows, [row_id(row) for row in rows]
+        start = 0
+        if after is not None:
+            start = ids.index(after) + 1 if after in ids else len(ids)
+        page = [m if isinstance(m, dict) else row_body(gw, m)
+                for m in models[start:start + limit]]
+        return {"object": "list", "data": [openai_model(m, principal) for m in page],
+                "has_more": start + limit < len(models),
+                "last_id": page[-1]["id"] if page else None}
 
-    return await _answer(request, build)
+    response = await _answer(request, build)
+    if gw.catalog_view.stale():
+        response.headers["x-gatewayz-catalog-stale"] = "true"
+    return response
 
 
 @get("/v1/models/{model_id:path}")
@@ -190,7 +226,29 @@ async def get_model(request: Request, model_id: str) -> Response:
     gw = gateway(request)
 
     def build(principal: KeyPrincipal | None, anthropic: bool) -> dict[str, Any]:
-        entry = catalog_entry(gw, principal, wanted)
-        return anthropic_model(entry) if anthropic else openai_model(entry, principal)
+        model = catalog_model(gw, principal, wanted)
+        return anthropic_model(model) if anthropic else openai_model(model, principal)
 
     return await _answer(request, build)
+
+
+@get("/v1/providers")
+async def list_providers(request: Request) -> Response:
+    """5.5: enabled providers with status and model counts; never a credential."""
+    gw = gateway(request)
+    optional_key(request)  # public, but a presented credential must be a valid key
+
+    def build() -> dict[str, Any]:
+        snap = gw.catalog_view.snapshot
+        counts: dict[str, int] = {}
+        for offers in snap.offers.values():
+            for offer in offers:
+                counts[offer.provider.slug] = counts.get(offer.provider.slug, 0) + 1
+        status = getattr(gw, "provider_status", None) or (lambda slug: "healthy")
+        data = [{"slug": p.slug, "object": "provider", "name": p.name,
+                 "regions": list(p.regions), "status": status(p.slug),
+                 "model_count": counts.get(p.slug, 0)}
+                for p in sorted(snap.providers.values(), key=lambda p: p.slug) if p.enabled]
+        return {"object": "list", "data": data}
+
+    return json_response(await asyncio.to_thread(build))

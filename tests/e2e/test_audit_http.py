@@ -53,7 +53,31 @@ def test_every_admin_command_leaves_an_audit_entry_with_actor_target_and_request
                                               "credential": "sk-audited-0000"}),
         ("PUT", "/admin/models/{model_path:path}"): lambda: served.admin(
             "PUT", "/admin/models/audited/m1/prices",
-            json={"provider": "audited", "prices": {"input": "1", "output": "2"}}),
+            json={"provider": "audited", "prices": {"input": "1", "output": "2"},
+                  "context_length": 4096}),
+        ("PATCH", "/admin/providers/{slug:str}"): lambda: served.admin(
+            "PATCH", "/admin/providers/audited", json={"weight": 10}),
+        ("POST", "/admin/providers/{slug:str}/credentials"): lambda: served.admin(
+            "POST", "/admin/providers/audited/credentials",
+            json={"credential": "sk-audited-1111"}),
+        ("PUT", "/admin/aliases/{alias:str}"): lambda: served.admin(
+            "PUT", "/admin/aliases/audited-alias", json={"target": "audited/m1"}),
+        ("DELETE", "/admin/aliases/{alias:str}"): lambda: served.admin(
+            "DELETE", "/admin/aliases/audited-alias"),
+        ("POST", "/admin/circuit-breakers/{provider:str}/reset"): lambda: served.admin(
+            "POST", "/admin/circuit-breakers/audited/reset"),
+        ("POST", "/admin/catalog/sync"): lambda: served.admin(
+            "POST", "/admin/catalog/sync", json={"provider": "audited"}),
+        ("POST", "/admin/incidents"): lambda: served.admin(
+            "POST", "/admin/incidents", json={"provider": "audited", "message": REASON}),
+        ("POST", "/admin/incidents/{incident_id:str}/notes"): lambda: served.admin(
+            "POST", f"/admin/incidents/{incident()}/notes", json={"text": REASON}),
+        ("POST", "/admin/incidents/{incident_id:str}/resolve"): lambda: served.admin(
+            "POST", f"/admin/incidents/{incident()}/resolve", json={}),
+        ("POST", "/admin/providers/{slug:str}/disable"): lambda: served.admin(
+            "POST", "/admin/providers/audited/disable", json={"reason": REASON}),
+        ("POST", "/admin/providers/{slug:str}/enable"): lambda: served.admin(
+            "POST", "/admin/providers/audited/enable", json={"reason": REASON}),
         ("POST", "/admin/accounts/{account_id:str}/erase"): lambda: served.admin(
             "POST", f"/admin/accounts/{served.open_account()}/erase",
             json={"reason": "audit coverage erasure"}),
@@ -95,6 +119,13 @@ def test_every_admin_command_leaves_an_audit_entry_with_actor_target_and_request
         served.admin("POST", f"/admin/users/{user_id}/permissions",
                      json={"permission": "audit:read", "reason": REASON})
         return user_id
+
+    def incident() -> str:
+        opened = served.admin("POST", "/admin/incidents", json={
+            "provider": "gatewayz", "model": f"gatewayz/m-{uuid.uuid4().hex[:6]}",
+            "message": REASON})
+        assert opened.status_code == 201, opened.text
+        return opened.json()["id"]
 
     def staff_token() -> str:
         return served.admin("POST", "/admin/staff-tokens",

@@ -95,7 +95,7 @@ def test_a_key_whose_request_failed_at_the_provider_can_be_retried_to_success(
         priced, fake_openai):
     who = customer(priced, credit_micros=CREDIT)
     headers = {"Idempotency-Key": uuid.uuid4().hex}
-    fake_openai.script(Behaviour(status=500))
+    fake_openai.script(*[Behaviour(status=500)] * 3)  # a sole provider is tried 3 times
 
     failed = post_chat(priced, who.key, chat_body(), headers=headers)
     retried = post_chat(priced, who.key, chat_body(), headers=headers)
@@ -223,7 +223,7 @@ def test_chat_gets_a_command_id_derived_from_the_key_and_attempt(
             return await super().chat(request_id, chat, principal)
 
     monkeypatch.setattr(service, "__class__", Recording)
-    fake_openai.script(Behaviour(status=500))
+    fake_openai.script(*[Behaviour(status=500)] * 3)  # a sole provider is tried 3 times
 
     failed = post_chat(priced, who.key, chat_body(), headers={"Idempotency-Key": key})
     retried = post_chat(priced, who.key, chat_body(), headers={"Idempotency-Key": key})

@@ -36,7 +36,7 @@ def test_the_balance_and_the_ledger_agree_exactly_with_what_each_request_was_cha
         priced, fake_openai):
     who = customer(priced, credit_micros=CREDIT)
     client = sdk(priced, who.key)
-    fake_openai.script(Behaviour(), Behaviour(status=500), Behaviour(),
+    fake_openai.script(Behaviour(), *[Behaviour(status=500)] * 3, Behaviour(),  # 3 tries
                        Behaviour(empty_stream=True))
     ids = []
     ids.append(client.chat.completions.with_raw_response.create(

@@ -63,9 +63,12 @@ def test_the_openai_sdk_lists_and_retrieves_models_with_the_extended_fields(cata
     chat = next(m for m in models.data if m.id == MODEL)
     assert chat.object == "model" and chat.owned_by == "acme"
     extra = chat.model_extra
-    assert extra["pricing"] == {"input": "0.5", "output": "1.25"}  # the cheapest provider
-    assert sorted(extra["providers"]) == ["fakeup", "other"]
-    assert extra["max_output_tokens"] == 8192 and extra["context_length"] is None
+    assert extra["pricing"] == {"input": "0.5", "output": "1.25",  # the cheapest provider
+                                "source": "explicit"}
+    assert sorted(p["slug"] for p in extra["providers"]) == ["fakeup", "other"]
+    assert extra["max_output_tokens"] == 8192 and extra["context_length"] == 128_000
+    assert extra["modalities"] == {"input": ["text"], "output": ["text"]}
+    assert extra["health_status"] == "healthy" and extra["name"] == MODEL
     assert extra["allowed"] is True
     one = client.models.retrieve(MODEL)
     assert one.id == MODEL and one.created == chat.created
@@ -102,8 +105,9 @@ def test_echo_is_listed_to_test_keys_only(catalog):
     assert [m["id"] for m in anonymous] == [m["id"] for m in live] == ALL
     assert [m["id"] for m in test] == sorted([*ALL, "gatewayz/echo"])
     echo = next(m for m in test if m["id"] == "gatewayz/echo")
-    assert echo["allowed"] is True and echo["providers"] == ["gatewayz"]
-    assert echo["pricing"] == {"input": "0", "output": "0"} and echo["created"] > 0
+    assert echo["allowed"] is True and [p["slug"] for p in echo["providers"]] == ["gatewayz"]
+    assert echo["pricing"] == {"input": "0", "output": "0", "source": "free"}
+    assert echo["created"] > 0
     assert all("allowed" not in m for m in anonymous)
     assert_error(get(catalog, "/v1/models/gatewayz/echo"), 404, "model_not_found", "model")
     assert_error(get(catalog, "/v1/models/gatewayz/echo", live_key), 404, "model_not_found")

@@ -116,7 +116,7 @@ def test_an_async_client_leaving_mid_stream_is_charged_and_the_upstream_cancelle
 
 def test_a_stream_the_provider_refuses_with_500_costs_nothing(priced, fake_openai):
     who = customer(priced, credit_micros=CREDIT)
-    fake_openai.script(Behaviour(status=500))
+    fake_openai.script(*[Behaviour(status=500)] * 3)  # a sole provider is tried 3 times
 
     response = post_chat(priced, who.key, chat_body(stream=True))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 
 from adapters.persistence.migrate import migrate
-from entrypoints.http.models import catalog_entries
+from entrypoints.http.models import catalog_models
 from projections.base import stamp
 from projections.catalog import CatalogQueries
 from projections.rebuild import rebuild
@@ -21,7 +21,7 @@ def priced(gateway) -> None:
                                        "allow_private": True}, ADMIN)
     for model_id in MODELS:
         gateway.catalog.set_prices(model_id, {"provider": "up",
-                                              "prices": {"input": "1", "output": "2"}}, ADMIN)
+                                              "prices": {"input": "1", "output": "2"}, "context_length": 128_000}, ADMIN)
     gateway.projector.run_until_idle()
 
 
@@ -48,7 +48,7 @@ def test_a_model_is_listed_once_at_the_time_of_its_listed_event(gateway):
     first = queries.listed()
 
     gateway.catalog.set_prices("acme/chat-1", {"provider": "up",
-                                               "prices": {"input": "3", "output": "4"}}, ADMIN)
+                                               "prices": {"input": "3", "output": "4"}, "context_length": 128_000}, ADMIN)
     gateway.projector.run_until_idle()
 
     assert first == listed_events(gateway) and set(first) == set(MODELS)
@@ -86,9 +86,9 @@ def test_the_listing_shows_priced_models_by_id_with_their_listing_time(gateway):
     priced(gateway)
     times = listed_events(gateway)
 
-    entries = catalog_entries(gateway, None)
+    entries = catalog_models(gateway, None, {})
 
-    assert [e.model_id for e in entries] == sorted(MODELS)  # no echo without a test key
-    assert {e.model_id: e.listed_at for e in entries} == times
-    assert entries[0].pricing == {"input": "1", "output": "2"}
-    assert entries[0].providers == ["up"]
+    assert [e["id"] for e in entries] == sorted(MODELS)  # no echo without a test key
+    assert {e["id"]: e["created"] for e in entries} == times
+    assert entries[0]["pricing"] == {"input": "1", "output": "2", "source": "explicit"}
+    assert [p["slug"] for p in entries[0]["providers"]] == ["up"]

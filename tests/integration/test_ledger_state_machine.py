@@ -67,7 +67,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from service.support import add_providers, customer, install_port
+from service.support import add_providers, customer, install_port, without_health
 
 from adapters.clock import FrozenClock
 from application.sweeper import HOLD_TTL, sweep_expired_holds
@@ -129,6 +129,7 @@ def ledger_machine(variant: Variant, directory) -> type[RuleBasedStateMachine]:
             try:
                 add_providers(self.gw)
                 self.port: FakeProviderPort = install_port(self.gw)
+                without_health(self.gw)
                 self.other: Projector | None = None
                 self.other_holds: Any = None
                 if variant.other_projector:

@@ -44,7 +44,7 @@ def mixed_workload(gateway, accounts: int = 3) -> list[str]:
     gateway.catalog.register_provider({"slug": "fakeup", "base_url": "http://127.0.0.1:9/v1",
                                        "allow_private": True}, "staff:test")
     gateway.catalog.set_prices("acme/chat-1", {"provider": "fakeup",
-                                               "prices": {"input": "1", "output": "2"}},
+                                               "prices": {"input": "1", "output": "2"}, "context_length": 128_000},
                                "staff:test")
     gateway.access.bootstrap_owner("owner@example.com")
     return ids

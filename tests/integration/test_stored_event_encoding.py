@@ -28,7 +28,7 @@ def mixed_workload(gateway) -> list[str]:
                                        "allow_private": True, "credential": UPSTREAM_SECRET},
                                       "staff:test")
     gateway.catalog.set_prices("acme/chat-1", {"provider": "fakeup",
-                                               "prices": {"input": "0.15", "output": "0.6"}},
+                                               "prices": {"input": "0.15", "output": "0.6"}, "context_length": 128_000},
                                "staff:test")
     settled, _ = place_hold(gateway, account_id, 40_000)
     settle(gateway, settled, 55_000)

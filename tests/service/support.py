@@ -39,7 +39,8 @@ def add_providers(gw: Any) -> None:
         for slug in slugs:
             inp, out = PRICES[slug]
             gw.catalog.set_prices(model, {"provider": slug,
-                                          "prices": {"input": str(inp), "output": str(out)}},
+                                          "prices": {"input": str(inp), "output": str(out)},
+                                          "context_length": 128_000},
                                   STAFF)
 
 
@@ -50,6 +51,16 @@ def install_port(gw: Any, port: FakeProviderPort | None = None) -> FakeProviderP
         "gw.inference.clients['http'] is where the fake provider port goes; update install_port"
     clients["http"] = port
     return port
+
+
+def without_health(gw: Any) -> None:
+    """Routing that ignores health and breakers: a test that scripts which provider answers
+    each call decides the order itself (priority, then price), whatever earlier calls did.
+    Breakers and health are the subject of their own tests (test_routing_faults.py)."""
+    from application.selection_inputs import NoHealth
+
+    gw.inference.resolver.health = NoHealth()
+    gw.inference.dispatcher.health = None
 
 
 def customer(gw: Any, plan: str = "dev", credit: int = 0) -> tuple[str, Any]:
