@@ -24,14 +24,14 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from service.routing_fakes import FakeReader, meta, principal, provider, view  # noqa: E402
+
 from adapters.catalog_seed_loader import load_seed  # noqa: E402
+from application.breakers import Breakers, HealthBoard  # noqa: E402, I001
 from application.catalog_listing import Listing, search, with_status  # noqa: E402
 from application.catalog_view import OfferRow  # noqa: E402
 from application.resolve import Resolver  # noqa: E402
 from application.routing_health import RoutingHealth  # noqa: E402
-from service.routing_fakes import FakeReader, meta, principal, provider, view  # noqa: E402
-
-from application.breakers import Breakers, HealthBoard  # noqa: E402, I001
 
 
 def timed(call, samples: int) -> tuple[float, float]:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from service.routing_fakes import FakeReader, meta, principal, provider, view
 
 from adapters.catalog_seed_loader import load_seed
 from application.resolve import Resolver
 from application.routing_request import preferences_of
 from domain.errors import DomainError
 from domain.model_names import CANONICAL, MAX_NAME
+from service.routing_fakes import FakeReader, meta, principal, provider, view
 
 KEY = principal()
 
