@@ -135,6 +135,21 @@ class CatalogModels:
         self.service._save(model)
         return {"model": model_id, "providers": providers, "strategy": strategy}
 
+    def set_maintenance(self, model_id: str, on: bool, body: dict, actor: str) -> dict:
+        model_id = canonical_id(model_id)
+        reason = body.get("reason", "")
+        if not isinstance(reason, str) or len(reason) > 500:
+            raise DomainError("invalid_request", "reason must be a string of at most 500 "
+                              "characters", param="reason")
+        model = self._model(model_id)
+        if model.maintenance != on:  # already so: no event, the same answer
+            if on:
+                model.start_maintenance(reason, actor)
+            else:
+                model.end_maintenance(actor)
+            self.service._save(model)
+        return {"object": "model_maintenance", "model": model_id, "maintenance": on}
+
     def set_scores(self, model_id: str, body: dict, actor: str) -> dict:
         model_id = canonical_id(model_id)
         scores = body.get("scores", body)

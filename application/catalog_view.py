@@ -12,15 +12,18 @@ reference, so a reader sees the old table or the new one, never half of each.
 
 from __future__ import annotations
 
+import functools
+import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from application.catalog_seed import allowed_providers
 from domain.pricing import Prices, fallback_prices, is_premium_model
 
+log = logging.getLogger("gatewayz.catalog")
 ECHO_MODEL = "gatewayz/echo"  # the built-in zero-cost model, for test keys only (5.1)
 BUILTIN_PROVIDER = "gatewayz"
 
@@ -181,13 +184,20 @@ def build(seed: Seed, reader: CatalogReader) -> Snapshot:
                     reader.routes())
 
 
+@functools.lru_cache(maxsize=65_536)
+def _prices(items: tuple[tuple[str, str], ...]) -> Prices:
+    """Parsed prices, shared by every row with the same ones: parsing (regex and Decimal)
+    was half of a 10,000-model rebuild, and most rows repeat a few price pairs."""
+    return Prices.from_json(dict(items))
+
+
 def _offer(model_id: str, provider: ProviderInfo, row: OfferRow,
            meta: ModelMeta | None) -> Offer | None:
     if not included(meta):
         return None
     caps = meta.capabilities if meta else None
     if row.prices is not None:
-        prices = Prices.from_json(row.prices)
+        prices = _prices(tuple(sorted(row.prices.items())))
         source = "free" if prices.is_free and model_id.endswith(":free") else "explicit"
         return Offer(model_id, provider, row.native_id, prices, row.max_output_tokens, source,
                      caps)
@@ -208,6 +218,7 @@ class CatalogView:
         self.max_age = max_age
         self._snapshot = Snapshot({}, {}, {}, {}, {}, {}, {})
         self._lock = threading.Lock()
+        self._refreshing = threading.Event()
         self.stale_check: Callable[[], bool] | None = None  # catalog_sync.Staleness
 
     def refresh(self) -> None:
@@ -216,11 +227,29 @@ class CatalogView:
 
     @property
     def snapshot(self) -> Snapshot:
+        """The current table. Changes made here refresh it at once (commands and this
+        process's projector call refresh); one older than ``max_age`` (another worker's
+        change) is rebuilt in the background while requests keep the old one, so a
+        10,000-model rebuild never lands on a request."""
         snap = self._snapshot
-        if time.monotonic() - snap.loaded > self.max_age:
-            self.refresh()
-            snap = self._snapshot
+        if not snap.loaded:
+            self.refresh()  # the first use: nothing to serve meanwhile
+            return self._snapshot
+        if time.monotonic() - snap.loaded > self.max_age and not self._refreshing.is_set():
+            self._refreshing.set()
+            threading.Thread(target=self._background_refresh, name="catalog-refresh",
+                             daemon=True).start()
         return snap
+
+    def _background_refresh(self) -> None:
+        try:
+            self.refresh()
+        except Exception:  # the read model is away: keep serving the last table
+            log.warning("catalog refresh failed; serving the previous routing table")
+            with self._lock:  # retry after another max_age, not on every request
+                self._snapshot = replace(self._snapshot, loaded=time.monotonic())
+        finally:
+            self._refreshing.clear()
 
     def stale(self) -> bool:
         """5.2: some provider's synced data is older than two sync intervals."""

@@ -163,6 +163,9 @@ class Resolver:
 
     def _order(self, offers: list[Offer], model_id: str, needs: Needs,
                prefs: Preferences) -> list[Offer]:
+        if snap_routing := self.catalog.snapshot.routing.get(model_id):
+            if snap_routing.get("maintenance"):  # 2.7: no candidate while in maintenance
+                return []
         if len(offers) <= 1:
             candidates = candidates_of(offers, model_id, self.health)
             ordering = order_candidates(candidates, needs, "priority", self.rng)
@@ -189,6 +192,8 @@ class Resolver:
             if not offers:
                 return f"the provider {pinned} does not serve this model"
             return f"the provider {pinned} is unavailable (circuit open or unsupported)"
+        if snap.routing.get(model_id, {}).get("maintenance"):
+            return "the model is in maintenance"
         if not offers:
             return "no enabled provider serves it within the request's provider limits"
         return "every provider is unavailable (circuit open) or cannot honour the request"

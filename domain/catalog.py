@@ -88,6 +88,13 @@ class Model(Aggregate):
         strategy: str | None
         actor: str
 
+    class MaintenanceStarted(Aggregate.Event):
+        reason: str
+        actor: str
+
+    class MaintenanceEnded(Aggregate.Event):
+        actor: str
+
     class ScoresSet(Aggregate.Event):
         scores: dict  # category -> integer 0..100 (3.5)
         actor: str
@@ -99,6 +106,7 @@ class Model(Aggregate):
     @event(Listed)
     def __init__(self, model_id: str) -> None:
         self.model_id = model_id
+        self.maintenance = False
 
     @event(PriceSet)
     def set_price(self, provider: str, prices: dict, native_model_id: str,
@@ -116,6 +124,14 @@ class Model(Aggregate):
     @event(ScoresSet)
     def set_scores(self, scores: dict, actor: str) -> None:
         pass
+
+    @event(MaintenanceStarted)
+    def start_maintenance(self, reason: str, actor: str) -> None:
+        self.maintenance = True
+
+    @event(MaintenanceEnded)
+    def end_maintenance(self, actor: str) -> None:
+        self.maintenance = False
 
 
 class Alias(Aggregate):

@@ -9,7 +9,8 @@ CREATE TABLE IF NOT EXISTS model_metadata (
     model_id TEXT PRIMARY KEY,
     fields TEXT NOT NULL DEFAULT '{}',
     scores TEXT NOT NULL DEFAULT '{}',
-    routing TEXT
+    routing TEXT,
+    maintenance INTEGER NOT NULL DEFAULT 0
 );
 -- The admin alias table over the shipped one: target NULL means "removed by an admin".
 CREATE TABLE IF NOT EXISTS model_aliases (

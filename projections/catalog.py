@@ -34,6 +34,12 @@ class CatalogProjection:
         elif kind == "Provider.CredentialRotated":
             cur.execute("UPDATE providers SET credential_last4 = %s WHERE slug = %s",
                         (event.credential_last4, ref_of(cur, event)))
+        elif kind in ("Model.MaintenanceStarted", "Model.MaintenanceEnded"):
+            model_id = ref_of(cur, event)
+            cur.execute("INSERT INTO model_metadata (model_id) VALUES (%s) "
+                        "ON CONFLICT DO NOTHING", (model_id,))
+            cur.execute("UPDATE model_metadata SET maintenance = %s WHERE model_id = %s",
+                        (int(kind == "Model.MaintenanceStarted"), model_id))
         elif kind in ("Model.Described", "Model.ScoresSet", "Model.RoutingSet"):
             _model_metadata(cur, kind, ref_of(cur, event), event)
         elif kind in ("Alias.Set", "Alias.Retargeted", "Alias.Removed"):
@@ -157,9 +163,13 @@ class CatalogQueries:
             return {(r[0], r[1]): json.loads(r[2]) for r in cur.fetchall()}
 
     def routing(self) -> dict[str, dict]:
+        """Per model: the admin's provider override and strategy, and maintenance (2.4,
+        2.6, 2.7)."""
         with self.db.transaction() as cur:
-            cur.execute("SELECT model_id, routing FROM model_metadata WHERE routing IS NOT NULL")
-            return {r[0]: json.loads(r[1]) for r in cur.fetchall()}
+            cur.execute("SELECT model_id, routing, maintenance FROM model_metadata "
+                        "WHERE routing IS NOT NULL OR maintenance = 1")
+            return {r[0]: {**(json.loads(r[1]) if r[1] else {}),
+                           "maintenance": bool(r[2])} for r in cur.fetchall()}
 
     def listed(self) -> dict[str, str]:
         """Every listed model id -> when it was first listed (the event time format)."""

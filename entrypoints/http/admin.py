@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, get, post, put
+from litestar import Request, Response, delete, get, post, put
 
 from domain.errors import DomainError
 from entrypoints.http.auth import gateway
@@ -195,6 +195,29 @@ async def set_model(request: Request, model_path: str) -> Response:
         return result
 
     return await _command(request, run)
+
+
+def _maintenance(on: bool):
+    async def handler(request: Request, model_path: str) -> Response:
+        model_id, _, verb = model_path.strip("/").rpartition("/")
+        if verb != "maintenance" or not model_id:
+            raise DomainError("not_found", "no such route")
+
+        def run(gw, body, actor, command_id):
+            result = gw.catalog.models.set_maintenance(model_id, on, body, actor)
+            gw.catalog_view.refresh()
+            return result
+
+        return await _command(request, run)
+
+    return handler
+
+
+# 2.7: a model in maintenance gets no traffic until it ends.
+start_maintenance = post("/admin/models/{model_path:path}", status_code=200,
+                         name="start_maintenance")(_maintenance(True))
+end_maintenance = delete("/admin/models/{model_path:path}", status_code=200,
+                         name="end_maintenance")(_maintenance(False))
 
 
 @get("/admin/requests/{request_id:str}")

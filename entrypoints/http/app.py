@@ -58,7 +58,8 @@ def _admin_routes() -> Router:
     return Router(path="/", guards=[staff("admin")], route_handlers=[
         admin.open_account, admin.issue_key, admin.account_keys, admin.get_key,
         admin.rotate_key, admin.revoke_key,
-        admin.grant_credits, admin.register_provider, admin.set_model, *admin_catalog.ROUTES,
+        admin.grant_credits, admin.register_provider, admin.set_model, admin.start_maintenance,
+        admin.end_maintenance, *admin_catalog.ROUTES,
         admin.request_record, admin.verify_holds, admin_erase.erase_account,
         audit.write_checkpoint, audit.rotate_signing_key, *admin_users.ROUTES,
         *admin_limits.ROUTES, *admin_sync.ROUTES, *admin_incidents.ROUTES,

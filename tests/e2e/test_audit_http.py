@@ -55,6 +55,10 @@ def test_every_admin_command_leaves_an_audit_entry_with_actor_target_and_request
             "PUT", "/admin/models/audited/m1/prices",
             json={"provider": "audited", "prices": {"input": "1", "output": "2"},
                   "context_length": 4096}),
+        ("POST", "/admin/models/{model_path:path}"): lambda: served.admin(
+            "POST", "/admin/models/audited/m1/maintenance", json={"reason": REASON}),
+        ("DELETE", "/admin/models/{model_path:path}"): lambda: served.admin(
+            "DELETE", "/admin/models/audited/m1/maintenance"),
         ("PATCH", "/admin/providers/{slug:str}"): lambda: served.admin(
             "PATCH", "/admin/providers/audited", json={"weight": 10}),
         ("POST", "/admin/providers/{slug:str}/credentials"): lambda: served.admin(

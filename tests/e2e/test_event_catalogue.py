@@ -35,6 +35,7 @@ EXERCISED = {
     "Config.Changed",
     "Provider.Configured", "Provider.CredentialRotated", "Provider.Disabled",
     "Provider.Enabled", "Model.Described", "Model.RoutingSet", "Model.ScoresSet",
+    "Model.MaintenanceStarted", "Model.MaintenanceEnded",
     "Alias.Set", "Alias.Retargeted", "Alias.Removed", "Route.Defined", "Route.Replaced",
     "Route.Deleted", "Health.Tracked", "Health.CircuitStateChanged",
     "Incident.Opened", "Incident.NoteAdded", "Incident.Resolved",
@@ -114,6 +115,8 @@ def routing_commands(served, key: str) -> None:
     ok(served.admin("PUT", f"/admin/models/{MODEL}/routing",
                     json={"providers": ["fakeup"], "strategy": "priority"}))
     ok(served.admin("PUT", f"/admin/models/{MODEL}/scores", json={"scores": {"general": 70}}))
+    ok(served.admin("POST", f"/admin/models/{MODEL}/maintenance", json={"reason": REASON}))
+    ok(served.admin("DELETE", f"/admin/models/{MODEL}/maintenance"))
     for _ in range(2):  # set, then retarget
         ok(served.admin("PUT", "/admin/aliases/catalogue-alias", json={"target": MODEL}))
     ok(served.admin("DELETE", "/admin/aliases/catalogue-alias"))

@@ -165,3 +165,20 @@ def test_aliases_are_data_an_admin_sets(served, upstreams):
                               json={"target": "acme/unknown-9"}), 400, "invalid_request")
     assert served.admin("DELETE", "/admin/aliases/route-one").status_code == 200
     assert_error(send(served, who.key, model="route-one")[0], 404, "model_not_found")
+
+
+def test_a_model_in_maintenance_gets_no_traffic_until_it_ends(served, upstreams):
+    serve_model(served, upstreams, {"alpha": ("1", "1")})
+    who = customer(served)
+
+    started = served.admin("POST", f"/admin/models/{MODEL}/maintenance",
+                           json={"reason": "provider migration"})
+    refused = send(served, who.key)[0]
+    ended = served.admin("DELETE", f"/admin/models/{MODEL}/maintenance")
+    served_again = send(served, who.key)[0]
+
+    assert started.json()["maintenance"] is True and ended.json()["maintenance"] is False
+    error = assert_error(refused, 503, "no_provider_available")
+    assert "maintenance" in error["message"]
+    assert upstreams["alpha"].chat_requests()[-1:] and served_again.status_code == 200
+    assert len(upstreams["alpha"].chat_requests()) == 1  # nothing reached it meanwhile
