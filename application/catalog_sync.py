@@ -26,6 +26,7 @@ from ulid import ULID
 from application import envelope
 from application.catalog_view import BUILTIN_PROVIDER, CatalogView
 from application.feed import recorded_at
+from domain.catalog import Model
 from domain.catalog_sync import Entry, ProviderListing, entries_of
 from domain.errors import DomainError
 from domain.ids import new_id
@@ -176,6 +177,13 @@ class CatalogSync:
         rows = [*self.view.seed.offers, *self.view.reader.offers()]  # admin rows last win
         return {r.native_id.lower(): r.model_id for r in rows if r.provider == slug}
 
+    def _delisted(self, model_id: str, slug: str, run_id: str) -> Model:
+        """5.2 names the removal on the model itself: a `Model.Delisted` saved with the
+        listing's events, in one transaction."""
+        model = _model(self.app, model_id)
+        model.delist(slug, run_id)
+        return model
+
     def _record(self, target: Target, run_id: str, outcome: Any, min_age_s: float) -> dict | None:
         current: dict[str, Entry] = {}
         skipped = 0
@@ -195,18 +203,27 @@ class CatalogSync:
             if isinstance(outcome, str):
                 agg.fail(run_id, outcome, at)
                 counts = _counts(run_id, error=outcome[:500])
-            else:
+            delisted: list = []
+            if not isinstance(outcome, str):
                 added, changed, removed = agg.record(run_id, current, at)
                 counts = _counts(run_id, len(added), len(changed), len(removed),
                                  len(current), skipped)
+                delisted = [self._delisted(m, target.slug, run_id) for m in removed]
             try:
-                position = self.app.save(agg)[-1].notification.id
+                position = self.app.save(agg, *delisted)[-1].notification.id
             except IntegrityError:
                 continue  # a concurrent run saved first: diff against what it recorded
             self.wait("catalog", position)
             log.info("catalog sync %s of %s: %s", run_id, target.slug, counts)
             return counts
         return _counts(run_id, error="a concurrent sync kept winning; retry")
+
+
+def _model(app: Any, model_id: str) -> Model:
+    try:
+        return app.repository.get(Model.create_id(model_id))
+    except AggregateNotFoundError:
+        return Model(model_id=model_id)
 
 
 def _younger(agg: ProviderListing | None, now: datetime, min_age_s: float) -> bool:

@@ -8,7 +8,9 @@ in-memory catalog snapshot; nothing queries a database or a provider.
 
 from __future__ import annotations
 
+import math
 import random
+import time
 from dataclasses import dataclass, field
 
 from application import security_events
@@ -59,7 +61,9 @@ class Resolver:
                 fallbacks: list[str] | None = None, body: dict | None = None) -> Resolution:
         snap = self.catalog.snapshot
         body = body or {}
-        first = self._one(snap, model, principal, needs, preferences, body)
+        # With fallbacks, a first model with no candidate now is passed over, not refused.
+        first = self._one(snap, model, principal, needs, preferences, body,
+                          optional=bool(fallbacks))
         for alternative in fallbacks or ():
             more = self._one(snap, alternative, principal, needs, preferences, body,
                              optional=True)
@@ -107,9 +111,13 @@ class Resolver:
         offers = self._candidates(snap, canonical, pinned, offers, preferences)
         ordered = self._order(offers, canonical, needs, preferences)
         if not ordered and not optional:
-            raise DomainError("no_provider_available",
-                              f"no provider can serve {canonical} now: "
-                              f"{self._why(snap, canonical, pinned, offers)}")
+            refusal = DomainError("no_provider_available",
+                                  f"no provider can serve {canonical} now: "
+                                  f"{self._why(snap, canonical, pinned, offers)}")
+            wait = self._half_open_in(offers, canonical)
+            if wait is not None:  # 2.7: every circuit open -> retry at the soonest half-open
+                refusal.retry_after = wait  # type: ignore[attr-defined]
+            raise refusal
         resolution.offers = ordered
         return resolution
 
@@ -182,6 +190,14 @@ class Resolver:
         if not prefs.allow_fallbacks:
             ordered = ordered[:1]
         return ordered[:MAX_ATTEMPTS]
+
+    def _half_open_in(self, offers: list[Offer], model_id: str) -> int | None:
+        """Seconds until the soonest breaker of these offers half-opens, when all are open."""
+        signals = [self.health.signals(o.provider.slug, model_id) for o in offers]
+        if not signals or not all(s.circuit_open for s in signals):
+            return None
+        soonest = min((s.retry_at for s in signals if s.retry_at is not None), default=None)
+        return max(1, math.ceil(soonest - time.time())) if soonest is not None else 1
 
     def _why(self, snap: Snapshot, model_id: str, pinned: str | None,
              offers: list[Offer]) -> str:

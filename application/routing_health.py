@@ -55,12 +55,15 @@ class RoutingHealth:
 
     def signals(self, provider: str, model_id: str) -> Signals:
         view = self.board.view(provider, model_id)
-        open_ = not self._peek(provider_key(provider)).allowed or not self._peek(
-            model_key(provider, model_id)).allowed
+        refusals = [seen for seen in (self._peek(provider_key(provider)),
+                                      self._peek(model_key(provider, model_id)))
+                    if not seen.allowed]
         return Signals(success_rate=view.score / 100 if view and view.score is not None
                        else None,
                        latency_ewma_ms=view.ttfb_ewma_ms if view else None,
-                       in_flight=self._in_flight.get(provider, 0), circuit_open=open_)
+                       in_flight=self._in_flight.get(provider, 0),
+                       circuit_open=bool(refusals),
+                       retry_at=max((r.retry_at for r in refusals if r.retry_at), default=None))
 
     def status(self, provider: str, model_id: str) -> str:
         if not self._peek(model_key(provider, model_id)).allowed:

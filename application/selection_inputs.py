@@ -17,6 +17,7 @@ class Signals:
     in_flight: int = 0
     circuit_open: bool = False
     credit_level: str | None = None
+    retry_at: float | None = None  # an open breaker's half-open time (epoch seconds)
 
 
 UNKNOWN = Signals()

@@ -88,6 +88,12 @@ class Model(Aggregate):
         strategy: str | None
         actor: str
 
+    class Delisted(Aggregate.Event):
+        """Gone from a provider's successful listing (5.2); the run names the sync."""
+
+        provider: str
+        sync_run_id: str
+
     class MaintenanceStarted(Aggregate.Event):
         reason: str
         actor: str
@@ -123,6 +129,10 @@ class Model(Aggregate):
 
     @event(ScoresSet)
     def set_scores(self, scores: dict, actor: str) -> None:
+        pass
+
+    @event(Delisted)
+    def delist(self, provider: str, sync_run_id: str) -> None:
         pass
 
     @event(MaintenanceStarted)

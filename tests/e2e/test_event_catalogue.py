@@ -46,7 +46,7 @@ NO_COMMAND = {"Account.Suspended", "Account.Reinstated", "Security.WebhookSignat
               # traffic escalates an incident; the fake's bare model ids map to no
               # canonical id, so its sync fails here (test_incidents.py and
               # test_catalog_sync.py exercise both)
-              "Incident.Escalated", "ProviderListing.Synced",
+              "Incident.Escalated", "ProviderListing.Synced", "Model.Delisted",
               "Request.HoldExpired",  # expiry is the sweeper's, after a worker dies
               # the scheduler's, once expires_at passed (test_key_settings_store.py)
               "ApiKey.Expired"}

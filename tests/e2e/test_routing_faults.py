@@ -182,3 +182,21 @@ def test_a_model_in_maintenance_gets_no_traffic_until_it_ends(served, upstreams)
     assert "maintenance" in error["message"]
     assert upstreams["alpha"].chat_requests()[-1:] and served_again.status_code == 200
     assert len(upstreams["alpha"].chat_requests()) == 1  # nothing reached it meanwhile
+
+
+def test_with_every_circuit_open_the_answer_is_503_with_the_half_open_time(served, upstreams):
+    serve_model(served, upstreams, {"alpha": ("1", "1")})
+    who = customer(served)
+    upstreams["alpha"].default = Behaviour(status=500)
+
+    # A sole candidate gets 3 attempts per request; the 5th failure opens its breaker,
+    # which may already refuse the 6th attempt (the recorder runs beside the request).
+    failed = send(served, who.key, 2)
+    settle_health(served)
+    tried = len(upstreams["alpha"].chat_requests())
+    refused = send(served, who.key)[0]
+
+    assert [r.status_code for r in failed] == [502, 502] and tried in (5, 6)
+    assert_error(refused, 503, "no_provider_available")
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert len(upstreams["alpha"].chat_requests()) == tried  # the open breaker sent nothing

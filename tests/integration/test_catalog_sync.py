@@ -58,6 +58,12 @@ def register(gw, fake, slug="openrouter", dialect="openrouter", **extra):
                                   "allow_private": True, "credential": KEY, **extra}, ADMIN)
 
 
+def catalog_events(gw):
+    app = gw.stores.catalog
+    return list(map(app.mapper.to_domain_event,
+                    app.recorder.select_notifications(start=1, limit=1_000_000)))
+
+
 def listing_events(gw):
     app = gw.stores.catalog
     events = map(app.mapper.to_domain_event,
@@ -112,6 +118,9 @@ def test_changes_and_removals_are_recorded_and_the_removed_model_is_no_longer_se
     last = listing_events(gw)[-1]
     assert (last.removed, [e["model_id"] for e in last.added]) == (
         ["synth-19/model-19"], ["synth-00/model-500"])
+    delisted = [e for e in catalog_events(gw) if type(e).__qualname__ == "Model.Delisted"]
+    assert [(e.provider, e.sync_run_id) for e in delisted] == [
+        ("openrouter", counts["run_id"])]  # 5.2: the removal is a Model.Delisted event
     again = sync.sync_now()["openrouter"]  # nothing new: a success without a change
     assert (again["added"], again["changed"], again["removed"], again["failed"]) == (
         0, 0, 0, False)
