@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from application.catalog_view import ModelMeta, Offer, Snapshot
+from application.catalog_view import ModelMeta, Offer, Snapshot, included
 from domain.errors import DomainError
 
 PAGE_MAX = 1000
@@ -84,6 +84,8 @@ class Listing:
                 for model_id in sorted(snap.offers):
                     offers = snap.offers[model_id]
                     meta = snap.meta.get(model_id) or ModelMeta(model_id)
+                    if not included(meta):
+                        continue  # 5.4: listed only with modalities and a context length
                     body = card_body(model_id, offers, meta,
                                      listed.get(model_id, SEED_LISTED_AT))
                     cheapest = _cheapest(offers)

@@ -165,7 +165,7 @@ def build(seed: Seed, reader: CatalogReader) -> Snapshot:
         if not admin and (locked := vendor_locked(seed.families, model_id)) is not None \
                 and slug not in locked:
             continue  # 2.4: vendor-locked families stay inside their family
-        offer = _offer(model_id, provider, row, meta.get(model_id))
+        offer = _offer(model_id, provider, row, meta.get(model_id), admin)
         if offer is None:
             continue
         offers.setdefault(model_id, []).append(offer)
@@ -192,8 +192,11 @@ def _prices(items: tuple[tuple[str, str], ...]) -> Prices:
 
 
 def _offer(model_id: str, provider: ProviderInfo, row: OfferRow,
-           meta: ModelMeta | None) -> Offer | None:
-    if not included(meta):
+           meta: ModelMeta | None, admin: bool) -> Offer | None:
+    # An admin's explicit price says the model exists: it is routed even before its
+    # metadata is known (and listed only once it is, catalog_listing.py). Seeded and synced
+    # rows must pass 5.4 to be served at all.
+    if not admin and not included(meta):
         return None
     caps = meta.capabilities if meta else None
     if row.prices is not None:

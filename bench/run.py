@@ -124,7 +124,8 @@ class Gateway:
              {"slug": "mock", "base_url": f"http://127.0.0.1:{mock_port}/v1",
               "allow_private": True, "credential": "sk-mock"})
         call(self.url + f"/admin/models/{MODEL}/prices", token, "PUT",
-             {"provider": "mock", "prices": {"input": "0.01", "output": "0.01"}})
+             {"provider": "mock", "prices": {"input": "0.01", "output": "0.01"},
+              "context_length": 128000})
         account = call(self.url + "/admin/accounts", token, "POST",
                        {"email": "bench@example.com", "plan": "dev"})["id"]
         call(self.url + "/admin/credits/grants", token, "POST",

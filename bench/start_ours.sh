@@ -38,6 +38,6 @@ acct=$(api POST /admin/accounts '{"email":"bench@example.com","name":"Bench"}' |
 limits='{"requests_per_minute":1000000000,"requests_per_hour":1000000000,"requests_per_day":1000000000,"tokens_per_minute":1000000000,"tokens_per_hour":1000000000,"tokens_per_day":1000000000,"burst":1000000000,"concurrency":1000000000}'
 key=$(api POST "/admin/accounts/$acct/keys" "{\"name\":\"bench\",\"environment\":\"live\",\"rate_limits\":$limits}" | grep -oE 'gw_live_[A-Za-z0-9_-]+' | head -1)
 api POST /admin/providers "{\"slug\":\"mock\",\"name\":\"Mock\",\"base_url\":\"http://127.0.0.1:$MOCK_PORT/v1\",\"credential\":\"sk-mock\",\"allow_private\":true}" >/dev/null
-api PUT /admin/models/mock/mock-model/prices '{"provider":"mock","prices":{"input":"0.001","output":"0.001"}}' >/dev/null
+api PUT /admin/models/mock/mock-model/prices '{"provider":"mock","prices":{"input":"0.001","output":"0.001"},"context_length":128000}' >/dev/null
 api POST /admin/credits/grants "{\"account_id\":\"$acct\",\"amount_micros\":1000000000,\"pool\":\"purchased\",\"reason\":\"benchmark credit grant\"}" >/dev/null
 echo "OURS_URL=http://127.0.0.1:$PORT/v1/chat/completions OURS_KEY=$key OURS_PID=$pid OURS_MODEL=mock/mock-model OURS_WORK=$work"

@@ -138,3 +138,18 @@ def test_unsafe_base_urls_are_refused_with_no_event(served):
         patched = served.admin("PATCH", "/admin/providers/openai", json={"base_url": url})
         assert patched.status_code in (400, 404)
     assert served.admin("GET", "/admin/providers/unsafe").status_code == 404
+
+
+def test_an_admin_priced_model_without_metadata_is_served_but_not_listed(served, fake_openai):
+    served.register_provider("bare", fake_openai.base_url)
+    priced = served.admin("PUT", "/admin/models/acme/bare-1/prices",
+                          json={"provider": "bare", "prices": {"input": "1", "output": "1"}})
+    assert priced.status_code == 200
+    who = customer(served)
+
+    assert post_chat(served, who.key, chat_body(model="acme/bare-1")).status_code == 200
+    assert "acme/bare-1" not in [m["id"] for m in models(served)["data"]]  # 5.4
+    described = served.admin("PUT", "/admin/models/acme/bare-1/prices", json={
+        "provider": "bare", "prices": {"input": "1", "output": "1"}, "context_length": 8192})
+    assert described.status_code == 200
+    assert "acme/bare-1" in [m["id"] for m in models(served)["data"]]
