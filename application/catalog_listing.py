@@ -8,13 +8,16 @@ calls"). Health status is read per request, as it changes between snapshots.
 from __future__ import annotations
 
 import threading
+import time
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from application.catalog_view import ModelMeta, Offer, Snapshot, included
+from application.feed import recorded_at
 from domain.errors import DomainError
 
 PAGE_MAX = 1000
@@ -121,8 +124,28 @@ def page_limit(raw: str | None, default: int = PAGE_MAX) -> int:
     return int(raw)
 
 
-def search(cards: list[Card], params: dict[str, str],
-           status: Callable[[str], str]) -> list[Card]:
+class Popularity:
+    """Requests per model over 7 days, read at most once a minute (a GROUP BY over a week
+    of requests is not for every listing)."""
+
+    def __init__(self, count_since: Callable[[str], dict[str, int]],
+                 now: Callable[[], datetime], ttl_s: float = 60.0) -> None:
+        self.count_since = count_since
+        self.now = now
+        self.ttl_s = ttl_s
+        self._at = -ttl_s
+        self._counts: dict[str, int] = {}
+
+    def __call__(self) -> dict[str, int]:
+        if time.monotonic() - self._at >= self.ttl_s:
+            since = self.now() - timedelta(days=7)
+            self._counts = self.count_since(recorded_at(since))
+            self._at = time.monotonic()
+        return self._counts
+
+
+def search(cards: list[Card], params: dict[str, str], status: Callable[[str], str],
+           popularity: Callable[[], dict[str, int]] | None = None) -> list[Card]:
     """Apply the 5.5 filters and sort; ``status`` gives a model's health status."""
     out = cards
     q = params.get("q")
@@ -160,8 +183,9 @@ def search(cards: list[Card], params: dict[str, str],
         out = sorted(out, key=lambda c: (c.input_price + c.output_price, c.model_id))
     elif sort == "context_length":
         out = sorted(out, key=lambda c: (-c.context_length, c.model_id))
-    # "popularity" needs request counts per model over 7 days, which no read model keeps
-    # yet: it orders by id (README "Not finished").
+    elif sort == "popularity" and popularity is not None:
+        counts = popularity()
+        out = sorted(out, key=lambda c: (-counts.get(c.model_id, 0), c.model_id))
     return out
 
 

@@ -26,7 +26,7 @@ from application.access import AccessService
 from application.accounts import AccountService
 from application.anonymous import AnonymousInference
 from application.catalog import CatalogService
-from application.catalog_listing import Listing
+from application.catalog_listing import Listing, Popularity
 from application.catalog_view import CatalogView
 from application.crashpoints import crash_point
 from application.erasure import ErasureService
@@ -128,6 +128,7 @@ class Gateway:
         catalog_queries = CatalogQueries(self.db)
         self.catalog_view = CatalogView(catalog_queries, catalog_seed())
         self.listing = Listing(catalog_queries.listed)
+        self.popularity = Popularity(self.usage.requests_per_model, self.clock.now)
         self.routing = Routing(self.catalog_view, self.stores.catalog, settings.redis_url,
                                settings.redis_prefix,
                                lambda context, position: self.projector.wait_for(context,

@@ -17,6 +17,8 @@ CREATE TABLE IF NOT EXISTS model_aliases (
     alias TEXT PRIMARY KEY,
     target TEXT
 );
+-- Requests per model over 7 days (sort=popularity, 5.5) reads a time range of requests.
+CREATE INDEX IF NOT EXISTS requests_created ON requests (created_at);
 -- Account traffic-split routes (2.12), from Route.* events; targets NULL once deleted.
 CREATE TABLE IF NOT EXISTS account_routes (
     account_id TEXT NOT NULL,

@@ -66,6 +66,13 @@ class UsageQueries:
     def __init__(self, db: Any) -> None:
         self.db = db
 
+    def requests_per_model(self, since: str) -> dict[str, int]:
+        """Settled requests per served model since ``since`` (5.5 sort=popularity)."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT served_model, COUNT(*) FROM requests WHERE created_at >= %s "
+                        "AND served_model IS NOT NULL GROUP BY served_model", (since,))
+            return {r[0]: int(r[1]) for r in cur.fetchall()}
+
     def record(self, request_id: str) -> dict | None:
         with self.db.transaction() as cur:
             cur.execute(

@@ -86,7 +86,7 @@ def catalog_rows(gw: Any, principal: KeyPrincipal | None,
     test key), turned into JSON only for the page answered (blocking: run in a thread)."""
     snap = gw.catalog_view.snapshot
     rows: list[Card | dict[str, Any]] = list(search(gw.listing.cards(snap), params,
-                                                    _status(gw)))
+                                                    _status(gw), gw.popularity))
     if _sees_echo(principal) and not any(k in params for k in FILTERS):
         rows.append(_echo())
         if params.get("sort", "id") == "id":

@@ -153,3 +153,15 @@ def test_an_admin_priced_model_without_metadata_is_served_but_not_listed(served,
         "provider": "bare", "prices": {"input": "1", "output": "1"}, "context_length": 8192})
     assert described.status_code == 200
     assert "acme/bare-1" in [m["id"] for m in models(served)["data"]]
+
+
+def test_sort_by_popularity_orders_by_requests_over_seven_days(catalog):
+    who = customer(catalog)
+    for model, n in (("acme/plain-1", 3), ("acme/dear-1", 1)):
+        for _ in range(n):
+            assert post_chat(catalog, who.key, chat_body(model=model)).status_code == 200
+    catalog.gateway.projector.run_until_idle()
+
+    ordered = [m["id"] for m in models(catalog, sort="popularity")["data"]]
+
+    assert ordered == ["acme/plain-1", "acme/dear-1", "acme/tools-1"]
