@@ -69,7 +69,8 @@ class IncidentTracker:
 
     def probe_result(self, provider: str, model: str, ok: bool) -> None:
         """An active probe's result (3.1): three failed probes in a row open an incident.
-        Probes are not on the board, so they do not move the passive window."""
+        Probes reach the board through RoutingHealth.observe(probe=True), which does not call
+        this tracker's observe, so each probe counts here once."""
         self._record(provider, model, not ok, probe=True)
 
     def _record(self, provider: str, model: str, failed: bool, probe: bool) -> None:

@@ -87,15 +87,20 @@ class RoutingHealth:
         return admission
 
     def observe(self, provider: str, model_id: str, outcome: str, status: int,
-                ttfb_ms: float | None, total_ms: float) -> None:
-        """After an attempt, success or failure; queued for the recorder thread."""
-        count = self._in_flight.get(provider, 1) - 1
-        if count > 0:
-            self._in_flight[provider] = count
-        else:
-            self._in_flight.pop(provider, None)
+                ttfb_ms: float | None, total_ms: float, probe: bool = False) -> None:
+        """After an attempt, success or failure; queued for the recorder thread. An active
+        probe (3.1, ``probe``) was never admitted, so it leaves the in-flight count alone,
+        and it is not passed to the observer: the prober reports it to incidents as a probe
+        (IncidentTracker.probe_result), which must not count it twice."""
+        if not probe:
+            count = self._in_flight.get(provider, 1) - 1
+            if count > 0:
+                self._in_flight[provider] = count
+            else:
+                self._in_flight.pop(provider, None)
         try:
-            self._queue.put_nowait((provider, model_id, outcome, status, ttfb_ms, total_ms))
+            self._queue.put_nowait((provider, model_id, outcome, status, ttfb_ms, total_ms,
+                                    probe))
         except queue.Full:
             self.dropped += 1
             return
@@ -120,7 +125,7 @@ class RoutingHealth:
                 self._queue.task_done()
 
     def _record(self, provider: str, model_id: str, outcome: str, status: int,
-                ttfb_ms: float | None, total_ms: float) -> None:
+                ttfb_ms: float | None, total_ms: float, probe: bool = False) -> None:
         view = self.board.record(provider, model_id, outcome, status or None, ttfb_ms,
                                  total_ms)
         failed = outcome in FAILED_OUTCOMES
@@ -136,7 +141,7 @@ class RoutingHealth:
             self.pairs.clear()  # bounded; the next outcome of each pair sets it again
         self.pairs.setdefault(model_id, {})[provider] = (
             "down" if opened else view.status if view.score is not None else "healthy")
-        if self.observer is not None:
+        if self.observer is not None and not probe:
             self.observer(provider, model_id, outcome, status, ttfb_ms, total_ms)
 
     def forget(self) -> None:

@@ -17,6 +17,7 @@ from adapters.persistence.append_only import install_append_only
 from adapters.persistence.database import open_database
 from adapters.persistence.migrate import migrate
 from adapters.persistence.store_config import StoreConfig
+from adapters.probe_store import SqlProbeStore
 from adapters.providers.echo import EchoClient
 from adapters.providers.http_client import AiohttpProviderClient
 from adapters.responses_sql import SqlResponseStore
@@ -35,6 +36,7 @@ from application.group_commit import GroupCommitWriter
 from application.hold_reconciler import HoldReconciler
 from application.inference import InferenceService
 from application.key_settings import KeySettingsService
+from application.probes import Prober
 from application.responses_store import ResponsesService
 from application.security_events import SecurityRecorder
 from application.staff import StaffService
@@ -172,6 +174,12 @@ class Gateway:
             worker_id=self.workers.worker_id, resolver=self.routing.resolver,
             health=self.routing.health)
         self.anonymous = AnonymousInference(self.inference)  # free models, no key (1.11)
+        # Active health probes (3.1): the platform's credentials and the shared provider
+        # client; results in an operational table, fed to routing health and incidents.
+        self.prober = Prober(lambda: self.catalog_view.snapshot, self.http_client,
+                             self.vault.get, self.routing.health, self.incidents,
+                             SqlProbeStore(self.db), self.clock,
+                             worker_id=self.workers.worker_id)
         self.rate_limits = RateLimits(settings.redis_url, settings.redis_prefix, self.db)
         self.limiter = self.rate_limits.limiter
         self.inference.settler.on_settled = self.rate_limits.count_tokens

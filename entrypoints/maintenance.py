@@ -67,10 +67,12 @@ class Maintenance:
         # other workers take this live one for dead and void its requests in flight.
         self._beating = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
         self._beating.start()
+        from application import probes
         from application.catalog_sync import run_forever
 
         self._tasks = [asyncio.create_task(self._sweep()),
-                       asyncio.create_task(run_forever(self.gw.catalog_sync))]
+                       asyncio.create_task(run_forever(self.gw.catalog_sync)),
+                       asyncio.create_task(probes.run_forever(self.gw.prober))]
 
     def _heartbeat(self) -> None:
         while not self._stop.is_set():

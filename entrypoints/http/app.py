@@ -12,6 +12,7 @@ from entrypoints.http import (
     admin_erase,
     admin_incidents,
     admin_limits,
+    admin_probes,
     admin_sync,
     admin_users,
     audit,
@@ -25,6 +26,7 @@ from entrypoints.http import (
     routes,
     self_service,
     status,
+    uptime,
 )
 from entrypoints.http.audit_security import list_security_events
 from entrypoints.http.context import BODY_LIMIT, READ_SLACK, request_id_middleware
@@ -63,6 +65,7 @@ def _admin_routes() -> Router:
         admin.request_record, admin.verify_holds, admin_erase.erase_account,
         audit.write_checkpoint, audit.rotate_signing_key, *admin_users.ROUTES,
         *admin_limits.ROUTES, *admin_sync.ROUTES, *admin_incidents.ROUTES,
+        *admin_probes.ROUTES,
     ])
 
 
@@ -87,7 +90,7 @@ def create_litestar(gateway) -> Litestar:
             audit.events, audit.stream, audit.entries, audit.entry, audit.checkpoints,
             audit.checkpoint, audit.public_keys, audit.projections, audit.event_schemas,
             audit.verify, list_security_events,
-            health.health, health.health_ready, *status.ROUTES,
+            health.health, health.health_ready, *status.ROUTES, *uptime.ROUTES,
         ],
         exception_handlers={
             DomainError: domain_error_handler,
