@@ -25,7 +25,7 @@ CONTEXTS = ("accounts", "access", "requests", "catalog")
 _AGGREGATE_NAMES = {"InferenceRequest": "Request"}
 _STREAM_TYPES = {"InferenceRequest": "request", "ApiKey": "key", "GrantLog": "grant_log",
                  "OwnerBootstrap": "owner_bootstrap", "OwnerRoster": "owner_roster",
-                 "ProviderListing": "provider_listing"}
+                 "ProviderListing": "provider_listing", "ProviderCredit": "provider_credit"}
 # The library's own bookkeeping (originator_topic names the aggregate class on creation)
 # is not event data.
 _SKIP = ("originator_id", "originator_version", "timestamp", "class_version",

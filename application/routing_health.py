@@ -36,6 +36,7 @@ class RoutingHealth:
         self._queue: queue.Queue = queue.Queue(QUEUE_MAX)
         self._thread: threading.Thread | None = None
         self.dropped = 0
+        self.credit = None  # application.credit_watch.CreditWatch, set by Routing.attach (3.6)
         # model -> provider -> status, for pairs this worker has seen traffic of: a listing
         # of 10,000 models reads a dict, not 10,000 health windows (5.5, 8.7).
         self.pairs: dict[str, dict[str, str]] = {}
@@ -63,6 +64,7 @@ class RoutingHealth:
                        latency_ewma_ms=view.ttfb_ewma_ms if view else None,
                        in_flight=self._in_flight.get(provider, 0),
                        circuit_open=bool(refusals),
+                       credit_level=self.credit.level(provider) if self.credit else None,
                        retry_at=max((r.retry_at for r in refusals if r.retry_at), default=None))
 
     def status(self, provider: str, model_id: str) -> str:

@@ -48,6 +48,7 @@ class Routing:
         self.resolver.pick_model = ModelPicker(self.health)
         self.routes = RouteService(catalog_app, wait, lambda: catalog_view.snapshot)
         self.catalog_view = catalog_view
+        self.credit = None  # the provider credit watch (3.6), made by attach()
 
     def attach(self, gw, catalog_queries, wait) -> None:
         """Discovery sync (5.2) and incidents (3.4), which need the gateway's vault, clock
@@ -66,6 +67,14 @@ class Routing:
         gw.incidents = IncidentTracker(gw.stores.catalog, gw.incident_queries, self.board,
                                        wait=wait)
         self.health.observer = gw.incidents.observe
+        from adapters import provider_balance
+        from application.credit_watch import CreditWatch, thresholds_from_env
+
+        # 3.6: the maintenance loop reads balances; selection reads levels from memory.
+        self.credit = CreditWatch(lambda: self.catalog_view.snapshot, gw.vault.get,
+                                  gw.stores.catalog, provider_balance, gw.clock,
+                                  thresholds=thresholds_from_env())
+        self.health.credit = self.credit
 
     def reset(self, key: str, actor: str, always: bool = False):
         """An admin reset (3.3 "audited"): a state change is recorded with the admin as

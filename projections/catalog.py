@@ -60,6 +60,9 @@ class CatalogProjection:
         elif kind == "Health.Tracked":
             index_stream(cur, event, event.key)  # names the breaker in the audit trail
             return
+        elif kind == "ProviderCredit.Tracked":
+            index_stream(cur, event, event.provider)
+            return
         elif kind == "Model.Listed":
             index_stream(cur, event, event.model_id)
             # The event's own time, never the projector's clock, so a rebuild writes the

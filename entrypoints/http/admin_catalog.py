@@ -29,7 +29,8 @@ def provider_json(gw: Any, p: ProviderInfo) -> dict[str, Any]:
             "priority": p.priority, "weight": p.weight, "timeout_ms": p.timeout_ms,
             "regions": list(p.regions), "passthrough": p.passthrough,
             "credential_last4": p.credential_last4 or None,
-            "status": gw.provider_status(p.slug)}
+            "status": gw.provider_status(p.slug),
+            "credit_level": gw.routing.credit.level(p.slug) if gw.routing.credit else None}
 
 
 def _provider(gw: Any, slug: str) -> ProviderInfo:

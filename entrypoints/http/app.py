@@ -9,6 +9,7 @@ from domain.errors import DomainError
 from entrypoints.http import (
     admin,
     admin_catalog,
+    admin_credit,
     admin_erase,
     admin_incidents,
     admin_limits,
@@ -65,7 +66,7 @@ def _admin_routes() -> Router:
         admin.request_record, admin.verify_holds, admin_erase.erase_account,
         audit.write_checkpoint, audit.rotate_signing_key, *admin_users.ROUTES,
         *admin_limits.ROUTES, *admin_sync.ROUTES, *admin_incidents.ROUTES,
-        *admin_probes.ROUTES,
+        *admin_probes.ROUTES, *admin_credit.ROUTES,
     ])
 
 

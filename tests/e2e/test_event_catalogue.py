@@ -47,6 +47,8 @@ NO_COMMAND = {"Account.Suspended", "Account.Reinstated", "Security.WebhookSignat
               # canonical id, so its sync fails here (test_incidents.py and
               # test_catalog_sync.py exercise both)
               "Incident.Escalated", "ProviderListing.Synced", "Model.Delisted",
+              # the scheduler's balance reads (test_credit_watch.py, test_credit_http.py)
+              "ProviderCredit.Tracked", "ProviderCredit.LevelChanged",
               "Request.HoldExpired",  # expiry is the sweeper's, after a worker dies
               # the scheduler's, once expires_at passed (test_key_settings_store.py)
               "ApiKey.Expired"}
