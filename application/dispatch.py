@@ -115,7 +115,8 @@ class Dispatcher:
             latency = ms_since(began)
             call.attempts.append(Attempt(slug, "ok", 200, latency))
             if health is not None:
-                health.observe(slug, offer.model_id, "success", 200, latency, latency)
+                health.observe(slug, offer.model_id, "success", 200, latency, latency,
+                               account=call.principal.account_id)
             if call.chat.stream:
                 return self.relay.response(call, offer, upstream, prepared)
             return await self._complete(call, offer, upstream, prepared)
@@ -142,7 +143,8 @@ class Dispatcher:
             kind = ("timeout" if outcome == "timeout" or status == 408 else
                     "rate_limited" if status == 429 else
                     "success" if status in CLIENT_ERROR_STATUSES else "error")
-            health.observe(offer.provider.slug, offer.model_id, kind, status, None, latency)
+            health.observe(offer.provider.slug, offer.model_id, kind, status, None, latency,
+                           account=call.principal.account_id)
 
     async def count_tokens(self, chat: Any, offer: Offer) -> int | None:
         """An Anthropic upstream's own count of a request's input, or None if it cannot."""

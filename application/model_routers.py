@@ -69,10 +69,12 @@ class ModelPicker:
             statuses = {self.health.status(o.provider.slug, model_id) for o in offers}
             health = ("healthy" if "healthy" in statuses else
                       "degraded" if "degraded" in statuses else "down")
+            live = getattr(self.health, "live_success", None)
             out.append(ModelFacts(model_id, dict(meta.scores), cheapest.prices.input,
                                   cheapest.prices.output, min(latencies) if latencies else None,
                                   meta.capabilities or frozenset(), meta.context_length,
-                                  health, None))
+                                  health, live(principal.account_id, model_id) if live
+                                  else None))
         return out
 
     def _route(self, snap: Snapshot, ref: ModelRef, principal: KeyPrincipal,

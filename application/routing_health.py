@@ -37,6 +37,9 @@ class RoutingHealth:
         self._thread: threading.Thread | None = None
         self.dropped = 0
         self.credit = None  # application.credit_watch.CreditWatch, set by Routing.attach (3.6)
+        # 3.5: each account's own success rate per model (its window keyed by account in
+        # place of provider), read only for that account's router decisions. Bounded LRU.
+        self.accounts = HealthBoard(max_keys=10_000)
         # model -> provider -> status, for pairs this worker has seen traffic of: a listing
         # of 10,000 models reads a dict, not 10,000 health windows (5.5, 8.7).
         self.pairs: dict[str, dict[str, str]] = {}
@@ -67,6 +70,11 @@ class RoutingHealth:
                        credit_level=self.credit.level(provider) if self.credit else None,
                        retry_at=max((r.retry_at for r in refusals if r.retry_at), default=None))
 
+    def live_success(self, account: str, model_id: str) -> float | None:
+        """This account's success rate with a model over 5 minutes (10+ attempts), else None."""
+        view = self.accounts.view(account, model_id)
+        return view.score / 100 if view is not None and view.score is not None else None
+
     def status(self, provider: str, model_id: str) -> str:
         if not self._peek(model_key(provider, model_id)).allowed:
             return "down"
@@ -89,8 +97,10 @@ class RoutingHealth:
         return admission
 
     def observe(self, provider: str, model_id: str, outcome: str, status: int,
-                ttfb_ms: float | None, total_ms: float, probe: bool = False) -> None:
-        """After an attempt, success or failure; queued for the recorder thread. An active
+                ttfb_ms: float | None, total_ms: float, probe: bool = False,
+                account: str | None = None) -> None:
+        """After an attempt, success or failure; queued for the recorder thread. ``account``
+        (the caller's) feeds that account's own live view for its router choices. An active
         probe (3.1, ``probe``) was never admitted, so it leaves the in-flight count alone,
         and it is not passed to the observer: the prober reports it to incidents as a probe
         (IncidentTracker.probe_result), which must not count it twice."""
@@ -102,7 +112,7 @@ class RoutingHealth:
                 self._in_flight.pop(provider, None)
         try:
             self._queue.put_nowait((provider, model_id, outcome, status, ttfb_ms, total_ms,
-                                    probe))
+                                    probe, account))
         except queue.Full:
             self.dropped += 1
             return
@@ -127,7 +137,10 @@ class RoutingHealth:
                 self._queue.task_done()
 
     def _record(self, provider: str, model_id: str, outcome: str, status: int,
-                ttfb_ms: float | None, total_ms: float, probe: bool = False) -> None:
+                ttfb_ms: float | None, total_ms: float, probe: bool = False,
+                account: str | None = None) -> None:
+        if account is not None:
+            self.accounts.record(account, model_id, outcome, status or None, ttfb_ms, total_ms)
         view = self.board.record(provider, model_id, outcome, status or None, ttfb_ms,
                                  total_ms)
         failed = outcome in FAILED_OUTCOMES
