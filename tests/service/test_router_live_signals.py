@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from service.routing_fakes import FakeReader, meta, principal, provider, view
-
 from application.breakers import Breakers, HealthBoard
 from application.model_routers import ModelPicker
 from application.resolve import Resolver
 from application.routing_health import RoutingHealth
+from service.routing_fakes import FakeReader, meta, principal, provider, view
 
 A, B = principal(account="acct_a"), principal(account="acct_b")
 
