@@ -13,8 +13,8 @@ TOPICS: dict[str, tuple[str, ...]] = {
     "keys": ("key", "apikey"),
     "ledger": ("wallet", "grant_log", "request"),
     "billing": ("payment", "subscription", "plan", "coupon", "referral", "sla"),
-    "catalog": ("provider", "model", "alias"),
-    "health": ("health", "incident"),
+    "catalog": ("provider", "model", "alias", "provider_listing"),
+    "health": ("health", "incident", "provider_credit"),
     "security": ("security",),
     "audit": ("audit",),  # signing-key rotations (11.7)
     "platform": ("prompt", "batch", "session", "eval_suite", "webhook_endpoint", "route",
