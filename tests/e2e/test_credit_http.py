@@ -12,8 +12,8 @@ import asyncio
 from decimal import Decimal
 
 import pytest
+from fakes.balance_server import FakeBalance
 from fakes.listing_server import ListingFault
-from integration.test_credit_watch import FakeBalance
 
 from e2e.support import assert_error, customer
 

@@ -10,9 +10,8 @@ from dataclasses import replace
 from decimal import Decimal
 
 import pytest
-from aiohttp import web
-from fakes.background_server import _BackgroundServer
-from fakes.listing_server import FakeListing, ListingFault
+from fakes.balance_server import FakeBalance
+from fakes.listing_server import ListingFault
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from service.routing_fakes import principal, provider
@@ -29,39 +28,6 @@ ADMIN = "usr_integration-admin"
 KEY = "sk-or-balance-credential-9876"
 SHARED = ("acme/alpha", "acme/beta", "acme/gamma")  # openrouter is the cheapest of three
 SOLO = "acme/solo"  # openrouter alone
-
-
-class FakeBalance(_BackgroundServer):
-    """OpenRouter's GET /v1/credits answering ``balance`` (USD); ListingFaults script failures."""
-
-    def __init__(self, *, name: str = "fake-balance") -> None:
-        super().__init__(name=name)
-        self._reset_settings()
-
-    def _reset_settings(self) -> None:
-        self.default = None
-        self.balance = Decimal("80")
-
-    def _make_app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/v1/credits", self._credits)
-        return app
-
-    async def _credits(self, request: web.Request) -> web.StreamResponse:
-        await self._remember(request)
-        fault = self._next_behaviour()
-        if fault is not None:
-            await asyncio.sleep(fault.hang_s)
-            if fault.redirect_to:
-                return web.Response(status=302, headers={"Location": fault.redirect_to})
-            if fault.status != 200:
-                return web.json_response({"error": {"message": "scripted"}}, status=fault.status)
-            if fault.body is not None:
-                return web.Response(body=fault.body, content_type="application/json")
-            if fault.huge_bytes:
-                return await FakeListing._huge(request, fault.huge_bytes)
-        text = f'{{"data": {{"total_credits": {self.balance + 50}, "total_usage": 50.0}}}}'
-        return web.Response(text=text, content_type="application/json")
 
 
 @pytest.fixture(params=("sqlite", "postgres"))
