@@ -2,7 +2,8 @@
 
 Cards are built once per catalog snapshot and kept: a listing then filters, sorts and pages
 plain dicts, with no database or provider call (5.2 "a warm cache makes zero provider
-calls"). Health status is read per request, as it changes between snapshots.
+calls"). Health status and Hugging Face enrichment (5.6) are read per request from
+memory, as they change between snapshots.
 """
 
 from __future__ import annotations
@@ -202,5 +203,11 @@ def page_after(cards: list[Card], after: str | None, limit: int,
     return cards[start:start + limit], start + limit < len(cards)
 
 
-def with_status(card: Card, status: str) -> dict[str, Any]:
-    return {**card.body, "health_status": status}
+def with_status(card: Card, status: str,
+                huggingface: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The card's JSON with what changes between snapshots: health, and the Hugging Face
+    object (5.6) when the enricher has one (omitted otherwise)."""
+    body = {**card.body, "health_status": status}
+    if huggingface is not None:
+        body["huggingface"] = huggingface
+    return body

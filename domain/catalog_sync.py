@@ -9,7 +9,10 @@ that may lag or be rebuilt.
 Entries are plain JSON objects (the stored form): native_id, model_id, name,
 context_length, max_output_tokens, input_modalities, output_modalities, capabilities (lists
 or None when the listing does not say) and prices (USD per million tokens as decimal
-strings, or None when unknown). ``changed`` carries the whole new entry, not a patch.
+strings, or None when unknown), plus ``huggingface_id`` only when the listing names one
+(5.6; absent rather than None, so entries recorded before it existed still compare equal
+and the first run after it lands changes only the models that have one). ``changed``
+carries the whole new entry, not a patch.
 """
 
 from __future__ import annotations
@@ -78,7 +81,9 @@ def entries_of(models: list[Any], dialect: str, family: str | None,
             "input_modalities": list(m.input_modalities) if m.input_modalities else None,
             "output_modalities": list(m.output_modalities) if m.output_modalities else None,
             "capabilities": sorted(m.capabilities) if m.capabilities is not None else None,
-            "prices": dict(m.prices) if m.prices is not None else None}
+            "prices": dict(m.prices) if m.prices is not None else None,
+            **({"huggingface_id": m.huggingface_id}
+               if getattr(m, "huggingface_id", None) else {})}
     return out, skipped
 
 

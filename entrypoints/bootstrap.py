@@ -262,6 +262,7 @@ class Gateway:
             log.warning("worker heartbeat failed at start; retrying in the background")
         self.projector.run_until_idle()
         self.catalog_view.refresh()
+        self.hf.load()  # 5.6: the last enrichment in memory before the first listing
         self.rate_limits.load_bypass()
         self._reconcile_holds()
         if self.settings.run_projector:

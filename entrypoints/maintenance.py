@@ -70,11 +70,13 @@ class Maintenance:
         from application import probes
         from application.catalog_sync import run_forever
         from application.credit_watch import run_forever as watch_credit
+        from application.hf_enrichment import run_forever as enrich_from_hub
 
         self._tasks = [asyncio.create_task(self._sweep()),
                        asyncio.create_task(run_forever(self.gw.catalog_sync)),
                        asyncio.create_task(probes.run_forever(self.gw.prober)),
-                       asyncio.create_task(watch_credit(self.gw.routing.credit))]
+                       asyncio.create_task(watch_credit(self.gw.routing.credit)),
+                       asyncio.create_task(enrich_from_hub(self.gw.hf))]
 
     def _heartbeat(self) -> None:
         while not self._stop.is_set():

@@ -63,6 +63,15 @@ class Routing:
         self.catalog_view.stale_check = Staleness(catalog_queries.sync.stale_providers,
                                                   gw.catalog_sync, interval_from_env(),
                                                   gw.clock)
+        from adapters.hf_store import SqlHfStore
+        from application.hf_enrichment import Enricher, HubFetcher, listed_hf_ids
+
+        # 5.6: Hub stats of the listed models, fetched by the maintenance job only; the
+        # listing reads gw.hf.data (memory), loaded by Gateway.start.
+        gw.hf = Enricher(SqlHfStore(gw.db),
+                         listed_hf_ids(catalog_queries.sync.hf_ids,
+                                       lambda: self.catalog_view.snapshot.offers),
+                         HubFetcher.from_env(), gw.clock)
         gw.incident_queries = IncidentQueries(gw.db)
         gw.incidents = IncidentTracker(gw.stores.catalog, gw.incident_queries, self.board,
                                        wait=wait)

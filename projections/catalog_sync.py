@@ -17,7 +17,7 @@ from projections.base import BatchEffects, dumps, event_type, index_stream, ref_
 
 # Entry fields kept in ``fields``; model_id, native_id and prices have their own columns.
 META_FIELDS = ("name", "context_length", "max_output_tokens", "input_modalities",
-               "output_modalities", "capabilities")
+               "output_modalities", "capabilities", "huggingface_id")
 _MODALITY_ORDER = ("text", "image", "audio", "embedding")
 
 
@@ -132,6 +132,19 @@ class SyncQueries:
 
     def meta(self) -> list[ModelMeta]:
         return list(self._layer()[1])
+
+    def hf_ids(self) -> dict[str, str]:
+        """Model -> Hugging Face id (5.6), from the first provider by slug that names one.
+        Read by the enrichment job every few minutes, never per request."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT model_id, fields FROM synced_models ORDER BY model_id, provider")
+            rows = cur.fetchall()
+        out: dict[str, str] = {}
+        for model_id, fields in rows:
+            hf_id = json.loads(fields).get("huggingface_id")
+            if hf_id and model_id not in out:
+                out[model_id] = hf_id
+        return out
 
     def synced_providers(self) -> frozenset[str]:
         """Providers with at least one successful listing. Once a provider has one, its

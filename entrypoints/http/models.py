@@ -80,6 +80,11 @@ def _status(gw: Any) -> Callable[[str], str]:
     return board if board is not None else (lambda model_id: "healthy")
 
 
+def _hf(gw: Any) -> Callable[[str], dict[str, Any] | None]:
+    enricher = getattr(gw, "hf", None)
+    return enricher.data if enricher is not None else (lambda model_id: None)
+
+
 def catalog_rows(gw: Any, principal: KeyPrincipal | None,
                  params: dict[str, str]) -> list[Card | dict[str, Any]]:
     """Listed models after the 5.5 filters, in the asked order: cached cards (and echo for a
@@ -99,7 +104,9 @@ def row_id(row: Card | dict[str, Any]) -> str:
 
 
 def row_body(gw: Any, row: Card | dict[str, Any]) -> dict[str, Any]:
-    return row if isinstance(row, dict) else with_status(row, _status(gw)(row.model_id))
+    if isinstance(row, dict):
+        return row
+    return with_status(row, _status(gw)(row.model_id), _hf(gw)(row.model_id))
 
 
 def catalog_models(gw: Any, principal: KeyPrincipal | None,
@@ -116,7 +123,7 @@ def catalog_model(gw: Any, principal: KeyPrincipal | None, model_id: str) -> dic
     card = gw.listing.card(snap, wanted)
     if card is None:
         raise not_found_error(model_id)
-    return with_status(card, _status(gw)(card.model_id))
+    return with_status(card, _status(gw)(card.model_id), _hf(gw)(card.model_id))
 
 
 def _unix(listed_at: str) -> int:
