@@ -100,6 +100,9 @@ def main() -> None:
 
 def over_http(cat, models: int) -> None:
     """The route itself, served: the gateway's own catalog view replaced by this one."""
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a log line per request is not the route
     from conftest import ServedGateway, close_gateway, open_gateway
 
     with tempfile.TemporaryDirectory() as tmp:

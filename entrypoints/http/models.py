@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -126,6 +127,7 @@ def catalog_model(gw: Any, principal: KeyPrincipal | None, model_id: str) -> dic
     return with_status(card, _status(gw)(card.model_id), _hf(gw)(card.model_id))
 
 
+@functools.lru_cache(maxsize=100_000)
 def _unix(listed_at: str) -> int:
     return int(datetime.fromisoformat(listed_at).astimezone(UTC).timestamp())
 
@@ -146,6 +148,14 @@ def full_view(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         "model": model["id"], "providers": [provider],
                         "pricing": provider["pricing"]})
     return out
+
+
+def _after(models: list, after: str) -> int:
+    """The position just past the cursor's model (the end when it is gone)."""
+    for position, model in enumerate(models):
+        if (model["id"] if isinstance(model, dict) else model.model_id) == after:
+            return position + 1
+    return len(models)
 
 
 def anthropic_model(model: dict[str, Any]) -> dict[str, Any]:
@@ -206,14 +216,8 @@ async def list_models(request: Request) -> Response:
             return anthropic_page(request, rows, lambda row: row_body(gw, row))
         limit = page_limit(request.query_params.get("limit"))
         after = request.query_params.get("after")
-        if view == "full":
-            models = full_view([row_body(gw, row) for row in rows])
-            ids = [m["id"] for m in models]
-        else:
-            models, ids = rows, [row_id(row) for row in rows]
-        start = 0
-        if after is not None:
-            start = ids.index(after) + 1 if after in ids else len(ids)
+        models = full_view([row_body(gw, row) for row in rows]) if view == "full" else rows
+        start = 0 if after is None else _after(models, after)
         page = [m if isinstance(m, dict) else row_body(gw, m)
                 for m in models[start:start + limit]]
         return {"object": "list", "data": [openai_model(m, principal) for m in page],
