@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from application.catalog_seed import allowed_providers
@@ -222,11 +222,14 @@ class CatalogView:
         self._snapshot = Snapshot({}, {}, {}, {}, {}, {}, {})
         self._lock = threading.Lock()
         self._refreshing = threading.Event()
+        self._version: tuple | None = None  # the reader's version the table was built at
+        self._checked = 0.0  # when the table was last built or found current
         self.stale_check: Callable[[], bool] | None = None  # catalog_sync.Staleness
 
     def refresh(self) -> None:
         with self._lock:
             self._snapshot = build(self.seed, self.reader)
+            self._checked = time.monotonic()
 
     @property
     def snapshot(self) -> Snapshot:
@@ -238,7 +241,7 @@ class CatalogView:
         if not snap.loaded:
             self.refresh()  # the first use: nothing to serve meanwhile
             return self._snapshot
-        if time.monotonic() - snap.loaded > self.max_age and not self._refreshing.is_set():
+        if time.monotonic() - self._checked > self.max_age and not self._refreshing.is_set():
             self._refreshing.set()
             threading.Thread(target=self._background_refresh, name="catalog-refresh",
                              daemon=True).start()
@@ -246,11 +249,16 @@ class CatalogView:
 
     def _background_refresh(self) -> None:
         try:
+            version = getattr(self.reader, "version", None)
+            seen = version() if version is not None else None
+            if seen is not None and seen == self._version:
+                self._checked = time.monotonic()  # nothing moved: the table stands
+                return
             self.refresh()
+            self._version = seen
         except Exception:  # the read model is away: keep serving the last table
             log.warning("catalog refresh failed; serving the previous routing table")
-            with self._lock:  # retry after another max_age, not on every request
-                self._snapshot = replace(self._snapshot, loaded=time.monotonic())
+            self._checked = time.monotonic()  # retry after another max_age, not at once
         finally:
             self._refreshing.clear()
 

@@ -125,6 +125,14 @@ class CatalogQueries:
         self.db = db
         self.sync = SyncQueries(db)  # one instance: it caches parsed rows between syncs
 
+    def version(self) -> tuple:
+        """Where the catalog projections stand: the routing table needs a rebuild only
+        when this moved (one small query instead of a rebuild every second)."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT projection, position FROM projection_tracking "
+                        "WHERE projection IN ('catalog', 'catalog_sync')")
+            return tuple(sorted(cur.fetchall()))
+
     def providers(self) -> list[ProviderInfo]:
         with self.db.transaction() as cur:
             cur.execute("SELECT slug, name, protocol, base_url, allow_private, enabled, priority, "
