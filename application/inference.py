@@ -26,7 +26,7 @@ from application.group_commit import GroupCommitWriter
 from application.inference_call import REQUEST_CAP_S, Call, InferenceResponse
 from application.ports import Clock, HoldStore, HoldStoreUnavailable, ProviderClient
 from application.principals import KeyPrincipal
-from application.reserve import Reserver, size_hold
+from application.reserve import Reserver, estimated_input_of, size_hold
 from application.resolve import Resolution, Resolver
 from application.routing_request import fallback_models, needs_of, preferences_of
 from application.settle import Settler
@@ -86,10 +86,12 @@ class InferenceService:
         self.settler = Settler(writer)
         self.dispatcher = Dispatcher(clients, credentials, self.settler, health)
 
-    def resolve(self, chat: ChatRequest, principal: KeyPrincipal) -> Resolution:
+    def resolve(self, chat: ChatRequest, principal: KeyPrincipal,
+                 estimated: int | None = None) -> Resolution:
         """The request's model string, provider preferences and fallback list, to offers."""
         body = chat.body
-        estimated = estimate_request_input_tokens(body) if chat.format != "embeddings" else 0
+        if estimated is None:
+            estimated = estimated_input_of(chat)
         needs = needs_of(body, estimated, output_limit(body, None) if chat.format !=
                          "embeddings" else 0)
         return self.resolver.resolve(chat.model, principal, needs, preferences_of(body),
@@ -99,17 +101,18 @@ class InferenceService:
                    command_id: str | None = None) -> InferenceResponse:
         """Serve one chat request. ``command_id`` (derived from an Idempotency-Key) names the
         request in the event store, so a duplicate cannot place a second hold."""
-        resolution = self.resolve(chat, principal)
+        estimated = estimated_input_of(chat)  # once: routing and the hold both read it
+        resolution = self.resolve(chat, principal, estimated)
         offers = resolution.offers
         if chat.model != resolution.models[0]:  # the canonical id answers (2.1)
             chat = replace(chat, model=resolution.models[0])
-        hold, limits, estimated_input = size_hold(chat, offers)
+        hold, limits, estimated_input = size_hold(chat, offers, estimated)
         # Translation errors are the client's and come before any hold (9.11); an offer
         # whose format cannot carry the request is skipped (a routing constraint, 9.10).
         usable = prepare_offers(chat, offers, limits)
         if len(usable) < len(offers):
             offers = [offer for offer, _ in usable]
-            hold, limits, estimated_input = size_hold(chat, offers)
+            hold, limits, estimated_input = size_hold(chat, offers, estimated)
         request_id = command_id or request_id
         account_id = principal.account_id
         started = time.monotonic()

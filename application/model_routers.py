@@ -58,6 +58,7 @@ class ModelPicker:
     def _facts(self, snap: Snapshot, principal: KeyPrincipal) -> list[ModelFacts]:
         """Scored, listed models this key may use (2.10 candidate models)."""
         out = []
+        live = getattr(self.health, "live_success", None)  # 3.5: this account's own view
         for model_id, meta in snap.meta.items():
             offers = snap.offers.get(model_id)
             if not meta.scores or not offers or not model_allowed(principal.key, model_id):
@@ -69,7 +70,6 @@ class ModelPicker:
             statuses = {self.health.status(o.provider.slug, model_id) for o in offers}
             health = ("healthy" if "healthy" in statuses else
                       "degraded" if "degraded" in statuses else "down")
-            live = getattr(self.health, "live_success", None)
             out.append(ModelFacts(model_id, dict(meta.scores), cheapest.prices.input,
                                   cheapest.prices.output, min(latencies) if latencies else None,
                                   meta.capabilities or frozenset(), meta.context_length,

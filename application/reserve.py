@@ -13,21 +13,29 @@ from domain.hold_sizing import estimate_embedding_input_tokens
 from domain.pricing import estimate_request_input_tokens, hold_micros, output_limit
 
 
-def size_hold(chat: ChatRequest, offers: list[Offer]) -> tuple[int, list[int], int]:
+def estimated_input_of(chat: ChatRequest) -> int:
+    """The request's input tokens as the hold counts them (one estimate per request: routing
+    reads it too, for the token mix and the context length)."""
+    if chat.format == "embeddings":
+        return estimate_embedding_input_tokens(chat.body.get("input"))
+    body = chat.body
+    if "messages" not in body:  # a format served through chat: its prompts as messages
+        body = {**body, "messages": chat.messages}
+    return estimate_request_input_tokens(body)
+
+
+def size_hold(chat: ChatRequest, offers: list[Offer],
+              estimated: int | None = None) -> tuple[int, list[int], int]:
     """(hold micros, output limit per offer, estimated input tokens).
 
     The hold is the largest worst case across the offers: every estimated input token and
     ``n`` choices of the output limit each, at that offer's prices. The limit is the one the
     gateway sends upstream, so no provider can produce more than was held for.
     """
+    estimated_input = estimated_input_of(chat) if estimated is None else estimated
     if chat.format == "embeddings":  # input only: nothing is generated (9.3)
-        estimated_input = estimate_embedding_input_tokens(chat.body.get("input"))
         return (max(hold_micros(o.prices, estimated_input, 0) for o in offers),
                 [0] * len(offers), estimated_input)
-    body = chat.body
-    if "messages" not in body:  # a format served through chat: its prompts as messages
-        body = {**body, "messages": chat.messages}
-    estimated_input = estimate_request_input_tokens(body)
     limits = [output_limit(chat.body, o.max_output_tokens) for o in offers]
     for offer, limit in zip(offers, limits, strict=True):
         if offer.max_output_tokens and limit > offer.max_output_tokens:

@@ -109,7 +109,8 @@ class Resolver:
         check_model_allowed(principal.key, canonical)
         resolution.models.append(canonical)
         offers = self._candidates(snap, canonical, pinned, offers, preferences)
-        ordered = self._order(offers, canonical, needs, preferences)
+        ordered = self._order(offers, canonical, needs, preferences,
+                              snap.routing.get(canonical))
         if not ordered and not optional:
             refusal = DomainError("no_provider_available",
                                   f"no provider can serve {canonical} now: "
@@ -170,18 +171,15 @@ class Resolver:
         return [o for o in offers if o.provider.slug not in prefs.ignore]
 
     def _order(self, offers: list[Offer], model_id: str, needs: Needs,
-               prefs: Preferences) -> list[Offer]:
-        if snap_routing := self.catalog.snapshot.routing.get(model_id):
-            if snap_routing.get("maintenance"):  # 2.7: no candidate while in maintenance
-                return []
-        if len(offers) <= 1:
-            candidates = candidates_of(offers, model_id, self.health)
-            ordering = order_candidates(candidates, needs, "priority", self.rng)
-        else:
-            strategy = (prefs.strategy or self.catalog.snapshot.routing.get(
-                model_id, {}).get("strategy") or self.default_strategy)
-            ordering = order_candidates(candidates_of(offers, model_id, self.health), needs,
-                                        strategy, self.rng)
+               prefs: Preferences, routing: dict | None) -> list[Offer]:
+        routing = routing or {}
+        if routing.get("maintenance"):  # 2.7: no candidate while in maintenance
+            return []
+        # One candidate needs no strategy; its health and capability checks still apply.
+        strategy = "priority" if len(offers) <= 1 else (
+            prefs.strategy or routing.get("strategy") or self.default_strategy)
+        ordering = order_candidates(candidates_of(offers, model_id, self.health), needs,
+                                    strategy, self.rng)
         by_slug = {o.provider.slug: o for o in offers}
         ordered = [by_slug[c.slug] for c in ordering.ordered]
         if prefs.order:  # the client's own order goes first, the strategy's after

@@ -79,13 +79,11 @@ def test_pass_through_needs_the_admin_s_permission():
 
 def test_an_unknown_router_mode_lists_the_valid_ones():
     from application.model_routers import ModelPicker
-    from application.selection_inputs import NoHealth
 
     r = resolver(FakeReader())
     r.pick_model = ModelPicker(_NoStatus())
     error = refused(lambda: r.resolve("router:general:fastest", KEY), "invalid_model")
     assert "balanced" in str(error) and "quality" in str(error)
-    assert NoHealth  # the picker reads status through the same port as selection
 
 
 class _NoStatus:
@@ -119,9 +117,8 @@ def test_pins_name_one_provider_and_never_fail_over():
     assert slugs(r.resolve("meta-llama/llama-3.3-70b-instruct@together", KEY)) == ["together"]
     assert slugs(r.resolve("fireworks/meta-llama/llama-3.3-70b-instruct", KEY)) == [
         "fireworks"]
-    error = refused(lambda: r.resolve("meta-llama/llama-3.3-70b-instruct@groq", KEY),
-                    "model_not_found")  # groq is no registered slug: not a pin at all
-    assert error
+    refused(lambda: r.resolve("meta-llama/llama-3.3-70b-instruct@groq", KEY),
+            "model_not_found")  # groq is no registered slug: not a pin at all
     reader.providers_.append(provider("groq"))
     r = resolver(reader)
     error = refused(lambda: r.resolve("meta-llama/llama-3.3-70b-instruct@groq", KEY),
